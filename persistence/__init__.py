@@ -1,0 +1,1 @@
+"""Durable state of cocreate behind small interfaces: documents, the append-only update log, snapshots."""

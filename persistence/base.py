@@ -1,0 +1,106 @@
+"""The storage interface every backend implements, its records and its errors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class StorageError(Exception):
+    """A backend failed (database down, disk full, constraint violated)."""
+
+
+class DocumentNotFound(StorageError):
+    """No live document has that name (or id)."""
+
+
+class DocumentExists(StorageError):
+    """A live document already has that name."""
+
+
+class SchemaMismatch(StorageError):
+    """The database was created by an unknown version of cocreate; refuse to touch it."""
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentRecord:
+    """One live document. `id` is never reused; `epoch` changes when the content lineage restarts."""
+
+    id: str
+    name: str
+    epoch: str
+    created_at: float
+    updated_at: float
+    last_seq: int
+    log_bytes: int
+    last_author: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewUpdate:
+    """An update about to be appended; the log assigns its sequence number."""
+
+    data: bytes
+    author: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class StoredUpdate:
+    """A committed row of the log: per document, `seq` runs 1, 2, 3, ... without gaps."""
+
+    seq: int
+    data: bytes
+    author: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The merged document state after applying log rows 1..seq; a cache, never the only copy."""
+
+    seq: int
+    data: bytes
+    created_at: float
+
+
+class Storage(Protocol):
+    """Documents, their append-only update logs and their snapshots."""
+
+    async def open(self) -> None:
+        """Connect and check (or create) the schema. Raises `SchemaMismatch` on an unknown one."""
+
+    async def close(self) -> None: ...
+
+    async def create_document(self, name: str, now: float) -> DocumentRecord:
+        """Create a live document with a fresh id and epoch. Raises `DocumentExists`."""
+
+    async def get_document(self, name: str) -> DocumentRecord | None: ...
+
+    async def list_documents(
+        self, prefix: str = "", after: str = "", limit: int = 100
+    ) -> list[DocumentRecord]:
+        """Live documents whose name starts with `prefix`, sorted by name, names > `after`."""
+
+    async def rename_document(self, name: str, new_name: str, now: float) -> DocumentRecord:
+        """Raises `DocumentNotFound` or `DocumentExists`; id, epoch and log are kept."""
+
+    async def delete_document(self, name: str, now: float) -> None:
+        """Retire a live document: its name becomes free; its rows are kept (history)."""
+
+    async def append_updates(self, document_id: str, updates: Sequence[NewUpdate]) -> int:
+        """Append in one transaction, durably; return the last sequence number.
+
+        Raises `DocumentNotFound` if the document was deleted. Nothing is written on failure.
+        """
+
+    async def read_updates(
+        self, document_id: str, after_seq: int = 0, until_seq: int | None = None, limit: int | None = None
+    ) -> list[StoredUpdate]:
+        """Rows with after_seq < seq <= until_seq, ascending, at most `limit` of them."""
+
+    async def save_snapshot(self, document_id: str, snapshot: Snapshot) -> None: ...
+
+    async def latest_snapshot(self, document_id: str, at_most_seq: int | None = None) -> Snapshot | None:
+        """The snapshot with the highest seq <= `at_most_seq` (any when None)."""

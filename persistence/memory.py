@@ -1,0 +1,141 @@
+"""An in-memory `Storage`, for tests and benchmarks; same contract as the SQL backends."""
+
+from __future__ import annotations
+
+import bisect
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from persistence.base import (
+    DocumentExists,
+    DocumentNotFound,
+    DocumentRecord,
+    NewUpdate,
+    Snapshot,
+    StoredUpdate,
+)
+
+
+@dataclass
+class _Entry:
+    record: DocumentRecord
+    log: list[StoredUpdate] = field(default_factory=list)
+    snapshots: list[Snapshot] = field(default_factory=list)
+    deleted: bool = False
+
+
+class MemoryStorage:
+    """Keeps everything in dictionaries; lost when the process ends."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[str, _Entry] = {}
+        self._live: dict[str, str] = {}  # name -> id
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def create_document(self, name: str, now: float) -> DocumentRecord:
+        if name in self._live:
+            raise DocumentExists(name)
+        record = DocumentRecord(
+            id=uuid.uuid4().hex,
+            name=name,
+            epoch=uuid.uuid4().hex,
+            created_at=now,
+            updated_at=now,
+            last_seq=0,
+            log_bytes=0,
+            last_author=None,
+        )
+        self._by_id[record.id] = _Entry(record)
+        self._live[name] = record.id
+        return record
+
+    async def get_document(self, name: str) -> DocumentRecord | None:
+        document_id = self._live.get(name)
+        return None if document_id is None else self._by_id[document_id].record
+
+    async def list_documents(
+        self, prefix: str = "", after: str = "", limit: int = 100
+    ) -> list[DocumentRecord]:
+        names = sorted(n for n in self._live if n.startswith(prefix) and n > after)
+        return [self._by_id[self._live[n]].record for n in names[:limit]]
+
+    async def rename_document(self, name: str, new_name: str, now: float) -> DocumentRecord:
+        entry = self._live_entry(name)
+        if new_name in self._live:
+            raise DocumentExists(new_name)
+        del self._live[name]
+        entry.record = replace(entry.record, name=new_name, updated_at=now)
+        self._live[new_name] = entry.record.id
+        return entry.record
+
+    async def delete_document(self, name: str, now: float) -> None:
+        entry = self._live_entry(name)
+        del self._live[name]
+        entry.deleted = True
+        entry.record = replace(entry.record, updated_at=now)
+
+    async def append_updates(self, document_id: str, updates: Sequence[NewUpdate]) -> int:
+        entry = self._entry(document_id)
+        if entry.deleted:
+            raise DocumentNotFound(document_id)
+        seq = entry.record.last_seq
+        if not updates:
+            return seq
+        added = 0
+        for update in updates:
+            seq += 1
+            added += len(update.data)
+            entry.log.append(StoredUpdate(seq, update.data, update.author, update.created_at))
+        last = updates[-1]
+        entry.record = replace(
+            entry.record,
+            last_seq=seq,
+            log_bytes=entry.record.log_bytes + added,
+            updated_at=last.created_at,
+            last_author=last.author,
+        )
+        return seq
+
+    async def read_updates(
+        self, document_id: str, after_seq: int = 0, until_seq: int | None = None, limit: int | None = None
+    ) -> list[StoredUpdate]:
+        log = self._entry(document_id).log
+        end = len(log) if until_seq is None else max(0, min(len(log), until_seq))
+        start = max(0, after_seq)
+        if limit is not None:
+            end = min(end, start + limit)
+        return log[start:end]
+
+    async def save_snapshot(self, document_id: str, snapshot: Snapshot) -> None:
+        snapshots = self._entry(document_id).snapshots
+        seqs = [s.seq for s in snapshots]
+        at = bisect.bisect_left(seqs, snapshot.seq)
+        if at < len(snapshots) and snapshots[at].seq == snapshot.seq:
+            snapshots[at] = snapshot
+        else:
+            snapshots.insert(at, snapshot)
+
+    async def latest_snapshot(self, document_id: str, at_most_seq: int | None = None) -> Snapshot | None:
+        snapshots = self._entry(document_id).snapshots
+        if at_most_seq is None:
+            return snapshots[-1] if snapshots else None
+        at = bisect.bisect_right([s.seq for s in snapshots], at_most_seq)
+        return snapshots[at - 1] if at else None
+
+    def _entry(self, document_id: str) -> _Entry:
+        entry = self._by_id.get(document_id)
+        if entry is None:
+            raise DocumentNotFound(document_id)
+        return entry
+
+    def _live_entry(self, name: str) -> _Entry:
+        document_id = self._live.get(name)
+        if document_id is None:
+            raise DocumentNotFound(name)
+        return self._by_id[document_id]

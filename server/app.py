@@ -1,0 +1,88 @@
+"""Wiring: builds storage, rooms, hub, the starlette app and the uvicorn server from `Settings`."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import socket
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import uvicorn
+from persistence.factory import open_storage
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+
+from persistence.base import Storage
+from server.http import JSONResponse, error, routes
+from server.hub import Hub
+from server.rooms import RoomRegistry
+from server.settings import Settings
+from server.transport import WebSocketConnection
+
+log = logging.getLogger("cocreate")
+
+
+def build(settings: Settings, storage: Storage | None = None) -> tuple[Starlette, Hub]:
+    """The ASGI app and the hub its websocket transport talks to."""
+    store = storage if storage is not None else open_storage(settings.resolved_database_url())
+    registry = RoomRegistry(store, settings, time.time)
+    hub = Hub(registry, settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await store.open()
+        try:
+            yield
+        finally:
+            await registry.close()
+            await store.close()
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        return error(exc.status_code, "http_error", str(exc.detail))
+
+    app = Starlette(routes=routes(hub), lifespan=lifespan, exception_handlers={HTTPException: http_error})
+    return app, hub
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+async def serve(settings: Settings, storage: Storage | None = None, **uvicorn_options: Any) -> None:
+    """Run the server until SIGINT/SIGTERM; prints the bound address once listening."""
+    app, hub = build(settings, storage)
+    config = uvicorn.Config(
+        app,
+        ws=functools.partial(WebSocketConnection, hub=hub),  # type: ignore[arg-type]
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        ws_max_size=settings.max_message_size,
+        timeout_graceful_shutdown=settings.close_timeout,
+        **uvicorn_options,
+    )
+    server = uvicorn.Server(config)
+    sock = bind_socket(settings.host, settings.port)
+    host, port = sock.getsockname()[:2]
+    log.info("cocreate listening on http://%s:%d (database %s)", host, port, _redact(settings))
+    print(f"listening on http://{host}:{port}", flush=True)
+    await server.serve(sockets=[sock])
+
+
+def _redact(settings: Settings) -> str:
+    url = settings.resolved_database_url()
+    if "@" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url

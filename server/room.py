@@ -1,0 +1,381 @@
+"""The owner of one document: a task that applies, fans out, commits (group commit) and acknowledges."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from crdt.validation import UpdateLimits, validate_state_vector, validate_update
+
+from crdt.awareness import AwarenessRegistry, decode_awareness, encode_awareness
+from crdt.document import Document
+from crdt.errors import ApplyFailed, CoreError, InvalidUpdate
+from crdt.messages import AwarenessMessage, SyncStep1, SyncUpdate
+from crdt.sync import (
+    AwarenessQueried,
+    AwarenessReceived,
+    Event,
+    SyncRequested,
+    UpdateReceived,
+    WriteRefused,
+)
+from persistence.base import DocumentExists, DocumentRecord, NewUpdate, Snapshot, Storage, StorageError
+from server.frames import message_frame
+from server.peer import Peer
+from server.settings import Settings
+
+log = logging.getLogger("cocreate.room")
+
+CLOSE_TRY_AGAIN = 1013
+CLOSE_SERVER_ERROR = 1011
+CLOSE_INVALID = 1007
+
+
+@dataclass(slots=True)
+class _Join:
+    peer: Peer
+
+
+@dataclass(slots=True)
+class _Leave:
+    peer: Peer
+
+
+@dataclass(slots=True)
+class _Incoming:
+    peer: Peer
+    event: Event
+    size: int
+
+
+@dataclass(slots=True)
+class _Wake:
+    """Makes the owner loop look at its flags (the committer failed)."""
+
+
+_Item = _Join | _Leave | _Incoming | _Wake
+
+
+class Room:
+    """One loaded document. Only its own task mutates the document; the committer only reads it."""
+
+    def __init__(
+        self,
+        name: str,
+        storage: Storage,
+        settings: Settings,
+        clock: Callable[[], float],
+        limits: UpdateLimits | None = None,
+    ) -> None:
+        self.name = name
+        self.record: DocumentRecord | None = None
+        self.storage = storage
+        self.settings = settings
+        self.clock = clock
+        self.limits = limits or UpdateLimits()
+        self.document = Document()
+        self.awareness = AwarenessRegistry()
+        self.peers: set[Peer] = set()
+        self.accepting = True  # the registry hands this room out only while True
+        self.finished = asyncio.Event()
+        self.last_seq = 0
+        self.snapshot_seq = 0
+        self.snapshot_bytes = 0
+        self.log_bytes_since_snapshot = 0
+        self._inbox: asyncio.Queue[_Item] = asyncio.Queue()
+        self._pending: list[NewUpdate] = []
+        self._pending_acks: list[tuple[Peer, int]] = []
+        self._commit_wanted = asyncio.Event()
+        self._committer_idle = asyncio.Event()
+        self._committer_idle.set()
+        self._known_state: dict[int, int] | None = None
+        self._failed = False
+        self._tainted = False
+        self._shutdown: tuple[int, str] | None = None
+
+    @property
+    def document_id(self) -> str:
+        if self.record is None:
+            raise RuntimeError("room not loaded")
+        return self.record.id
+
+    # -- called by transports (any task) ----------------------------------------------
+    def join(self, peer: Peer) -> None:
+        self._inbox.put_nowait(_Join(peer))
+
+    def leave(self, peer: Peer) -> None:
+        self._inbox.put_nowait(_Leave(peer))
+
+    def submit(self, peer: Peer, event: Event, size: int) -> None:
+        self._inbox.put_nowait(_Incoming(peer, event, size))
+
+    def shut(self, code: int, reason: str) -> None:
+        """Close every connection, commit what is pending, then stop."""
+        self.accepting = False
+        self._shutdown = (code, reason)
+        self._inbox.put_nowait(_Wake())
+
+    # -- the owner task -------------------------------------------------------------------
+    async def run(self, previous: Room | None = None) -> None:
+        committer: asyncio.Task[None] | None = None
+        try:
+            if previous is not None:
+                await previous.finished.wait()
+            await self._load()
+            committer = asyncio.create_task(self._commit_loop(), name=f"commit:{self.name}")
+            await self._serve()
+        except StorageError as exc:
+            log.error("room %r: storage failed: %s", self.name, exc)
+            self._fail(CLOSE_TRY_AGAIN, "storage unavailable, try again")
+        except Exception:
+            log.exception("room %r crashed", self.name)
+            self._fail(CLOSE_SERVER_ERROR, "internal error")
+        finally:
+            self.accepting = False
+            if committer is not None:
+                committer.cancel()
+                await asyncio.gather(committer, return_exceptions=True)
+            self.document.close()
+            self.finished.set()
+
+    async def _serve(self) -> None:
+        inbox = self._inbox
+        while True:
+            item = await inbox.get()
+            self._handle(item)
+            while not self._tainted and not inbox.empty():
+                self._handle(inbox.get_nowait())
+            if self._failed:
+                return
+            if self._tainted:
+                await self._rebuild()
+                continue
+            if self._shutdown is not None:
+                for peer in list(self.peers):
+                    peer.close(*self._shutdown)
+            if (not self.peers or self._shutdown is not None) and inbox.empty():
+                self.accepting = False
+                await self._drain_commits()
+                await self._maybe_snapshot(force=False)
+                return
+
+    def _handle(self, item: _Item) -> None:
+        if isinstance(item, _Incoming):
+            peer = item.peer
+            if peer in self.peers and peer.open:
+                try:
+                    self._dispatch(peer, item.event)
+                except CoreError as exc:
+                    log.info("room %r: closing peer %d: %s", self.name, peer.id, exc.detail)
+                    peer.close(exc.close_code, exc.detail[:120])
+                peer.flush()
+            peer.processed(item.size)
+        elif isinstance(item, _Join):
+            self._welcome(item.peer)
+        elif isinstance(item, _Leave):
+            self._farewell(item.peer)
+
+    def _welcome(self, peer: Peer) -> None:
+        if not peer.open:
+            return
+        if self._shutdown is not None:
+            peer.close(*self._shutdown)
+            return
+        self.peers.add(peer)
+        peer.session.send(SyncStep1(self.document.state_vector()))
+        states = self.awareness.encode_all()
+        if states is not None:
+            peer.session.send(AwarenessMessage(states))
+        peer.flush()
+
+    def _farewell(self, peer: Peer) -> None:
+        if peer not in self.peers:
+            return
+        self.peers.discard(peer)
+        removed = self.awareness.release(peer.id)
+        if removed:
+            self._broadcast(message_frame(AwarenessMessage(encode_awareness(removed))), None)
+
+    def _dispatch(self, peer: Peer, event: Event) -> None:
+        match event:
+            case UpdateReceived(update, index, _):
+                self._apply(peer, update, index)
+            case SyncRequested(state_vector):
+                validate_state_vector(state_vector, self.limits)
+                peer.session.send_step2(self.document.diff(state_vector))
+            case AwarenessReceived(payload):
+                accepted = self.awareness.apply(peer.id, decode_awareness(payload))
+                if accepted:
+                    self._broadcast(message_frame(AwarenessMessage(encode_awareness(accepted))), None)
+            case AwarenessQueried():
+                states = self.awareness.encode_all()
+                if states is not None:
+                    peer.session.send(AwarenessMessage(states))
+            case WriteRefused():
+                pass  # the session already told the peer
+
+    def _apply(self, peer: Peer, update: bytes, index: int) -> None:
+        if self._known_state is None:
+            self._known_state = self.document.clock_state()
+        try:
+            validate_update(
+                update,
+                known_state=self._known_state,
+                owned_clients=self.awareness.owned_by(peer.id),
+                foreign_owned=_ForeignClients(self.awareness, peer.id),
+                limits=self.limits,
+            )
+        except InvalidUpdate as exc:
+            peer.session.refuse(index, exc.detail)
+            raise
+        try:
+            delta = self.document.apply(update)
+        except ApplyFailed as exc:
+            peer.session.refuse(index, exc.detail)
+            log.warning("room %r tainted by a failed apply; rebuilding it from the log", self.name)
+            self._tainted = True
+            raise
+        if delta:
+            self._known_state = None
+            self._broadcast(message_frame(SyncUpdate(delta)), peer)
+            self._pending.append(NewUpdate(delta, peer.author, self.clock()))
+        self._pending_acks.append((peer, index))
+        self._commit_wanted.set()
+
+    def _broadcast(self, frame: bytes, exclude: Peer | None) -> None:
+        for peer in list(self.peers):
+            if peer is not exclude:
+                peer.write_frame(frame)
+
+    # -- durability -----------------------------------------------------------------------
+    async def _resolve_record(self) -> DocumentRecord:
+        record = await self.storage.get_document(self.name)
+        if record is None:
+            try:
+                record = await self.storage.create_document(self.name, self.clock())
+            except DocumentExists:
+                record = await self.storage.get_document(self.name)
+        if record is None:
+            raise StorageError(f"document {self.name!r} vanished while being created")
+        return record
+
+    async def _load(self) -> None:
+        storage = self.storage
+        if self.record is None:
+            self.record = await self._resolve_record()
+        document_id = self.record.id
+        snapshot = await storage.latest_snapshot(document_id)
+        seq = 0
+        if snapshot is not None:
+            self._apply_trusted(snapshot.data)
+            seq = self.snapshot_seq = snapshot.seq
+            self.snapshot_bytes = len(snapshot.data)
+        while True:
+            rows = await storage.read_updates(document_id, after_seq=seq, limit=self.settings.load_page_size)
+            for row in rows:
+                self._apply_trusted(row.data)
+                self.log_bytes_since_snapshot += len(row.data)
+            if not rows:
+                break
+            seq = rows[-1].seq
+        self.last_seq = seq
+        self._known_state = None
+
+    def _apply_trusted(self, update: bytes) -> None:
+        self.document.doc.apply_update(update)
+
+    async def _rebuild(self) -> None:
+        """pycrdt failed half-way: the document may differ from the log. Reload it; never snapshot it."""
+        await self._drain_commits()
+        self.document.close()
+        self.document = Document()
+        self.snapshot_seq = self.snapshot_bytes = self.log_bytes_since_snapshot = 0
+        await self._load()
+        self._tainted = False
+
+    async def _commit_loop(self) -> None:
+        while True:
+            await self._commit_wanted.wait()
+            self._commit_wanted.clear()
+            batch, self._pending = self._pending, []
+            acks, self._pending_acks = self._pending_acks, []
+            self._committer_idle.clear()
+            try:
+                if batch:
+                    self.last_seq = await self.storage.append_updates(self.document_id, batch)
+                    self.log_bytes_since_snapshot += sum(len(u.data) for u in batch)
+            except StorageError as exc:
+                log.error("room %r: commit of %d updates failed: %s", self.name, len(batch), exc)
+                self._failed = True
+                self._fail(CLOSE_TRY_AGAIN, "storage unavailable, your edits were not saved; retry")
+                self._inbox.put_nowait(_Wake())
+                self._committer_idle.set()
+                return
+            for peer, index in acks:
+                if peer.open:
+                    peer.session.acknowledge(index)
+                    peer.flush()
+            if not self._pending:
+                self._committer_idle.set()
+                await self._maybe_snapshot(force=False)
+
+    async def _drain_commits(self) -> None:
+        while self._pending or self._pending_acks or not self._committer_idle.is_set():
+            self._commit_wanted.set()
+            await self._committer_idle.wait()
+            if self._failed:
+                return
+            await asyncio.sleep(0)
+
+    async def _maybe_snapshot(self, force: bool) -> None:
+        """Write the state at `last_seq` when the log tail outgrew the policy. Never when failed."""
+        if self._failed or self._tainted or self._pending or self.last_seq <= self.snapshot_seq:
+            return
+        rows_since = self.last_seq - self.snapshot_seq
+        due = (
+            force
+            or rows_since >= self.settings.snapshot_min_updates
+            or (
+                self.log_bytes_since_snapshot > self.snapshot_bytes * self.settings.snapshot_log_ratio
+                and rows_since >= 50
+            )
+        )
+        if not due:
+            return
+        seq = self.last_seq
+        data = self.document.encode_state()
+        await self.storage.save_snapshot(self.document_id, Snapshot(seq, data, self.clock()))
+        self.snapshot_seq = seq
+        self.snapshot_bytes = len(data)
+        self.log_bytes_since_snapshot = 0
+
+    def _fail(self, code: int, reason: str) -> None:
+        self._failed = True
+        self.accepting = False
+        for peer in list(self.peers):
+            peer.close(code, reason)
+        self.peers.clear()
+        while not self._inbox.empty():
+            item = self._inbox.get_nowait()
+            if isinstance(item, _Join):
+                item.peer.close(code, reason)
+            elif isinstance(item, _Incoming):
+                item.peer.processed(item.size)
+
+
+class _ForeignClients:
+    """The client ids claimed by connections other than `peer_id` (for the validator)."""
+
+    __slots__ = ("_awareness", "_peer_id")
+
+    def __init__(self, awareness: AwarenessRegistry, peer_id: int) -> None:
+        self._awareness = awareness
+        self._peer_id = peer_id
+
+    def __contains__(self, client_id: object) -> bool:
+        if not isinstance(client_id, int):
+            return False
+        owner = self._awareness.owner_of(client_id)
+        return owner is not None and owner != self._peer_id

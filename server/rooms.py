@@ -1,0 +1,71 @@
+"""The registry of loaded rooms: hands out the live room of a name, starts and retires room tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from persistence.base import Storage
+from server.room import Room
+from server.settings import Settings
+
+log = logging.getLogger("cocreate.rooms")
+
+
+class RoomRegistry:
+    """Owns every room task. A name has at most one accepting room; a closing one hands over."""
+
+    def __init__(self, storage: Storage, settings: Settings, clock: Callable[[], float]) -> None:
+        self.storage = storage
+        self.settings = settings
+        self.clock = clock
+        self._rooms: dict[str, Room] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    def __len__(self) -> int:
+        return len(self._rooms)
+
+    def loaded(self) -> list[Room]:
+        return list(self._rooms.values())
+
+    def get(self, name: str) -> Room | None:
+        room = self._rooms.get(name)
+        return room if room is not None and room.accepting else None
+
+    def enter(self, name: str) -> Room:
+        """The accepting room of `name`, created (and loaded by its own task) if needed."""
+        if self._closed:
+            raise RuntimeError("the server is shutting down")
+        previous = self._rooms.get(name)
+        if previous is not None and previous.accepting:
+            return previous
+        room = Room(name, self.storage, self.settings, self.clock)
+        self._rooms[name] = room
+        task = asyncio.create_task(self._run(room, previous), name=f"room:{name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return room
+
+    async def _run(self, room: Room, previous: Room | None) -> None:
+        try:
+            await room.run(previous)
+        finally:
+            if self._rooms.get(room.name) is room:
+                del self._rooms[room.name]
+
+    async def evict(self, name: str, code: int, reason: str) -> None:
+        """Close every connection of `name` and wait until its room has committed and stopped."""
+        room = self._rooms.get(name)
+        if room is not None:
+            room.shut(code, reason)
+            await room.finished.wait()
+
+    async def close(self) -> None:
+        """Stop accepting, let every room flush its commits, wait for all room tasks."""
+        self._closed = True
+        for room in list(self._rooms.values()):
+            room.shut(1012, "server restarting")
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=self.settings.close_timeout * 2)

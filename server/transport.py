@@ -1,0 +1,237 @@
+"""The websocket edge: an asyncio protocol (plugged into uvicorn) pumping bytes through websockets' sans-I/O
+handshake/framing and cocreate's sync session, writing pre-encoded frames straight to the socket."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from websockets.datastructures import Headers
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request, Response
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+
+from crdt.errors import CoreError
+from crdt.sync import Role, SyncSession
+from server.frames import binary_frame
+from server.hub import Admission, Hub
+from server.room import Room
+
+log = logging.getLogger("cocreate.ws")
+_protocol_log = logging.getLogger("cocreate.ws.frames")
+_protocol_log.setLevel(logging.WARNING)  # we log opens and closes ourselves, once each
+
+_ids = itertools.count(1)
+
+
+class WebSocketConnection(asyncio.Protocol):
+    """One websocket connection to one document. uvicorn hands it the socket after the HTTP upgrade."""
+
+    def __init__(
+        self,
+        config: Any = None,
+        server_state: Any = None,
+        app_state: Any = None,
+        _loop: asyncio.AbstractEventLoop | None = None,
+        *,
+        hub: Hub,
+    ) -> None:
+        self.hub = hub
+        settings = hub.settings
+        self.id = next(_ids)
+        self.author = f"anonymous:{self.id}"
+        self.session = SyncSession(Role.SERVER, max_message_size=settings.max_message_size)
+        self.protocol = ServerProtocol(max_size=settings.max_message_size, logger=_protocol_log)
+        self.transport: asyncio.Transport | None = None
+        self.room: Room | None = None
+        self.document = ""
+        self.peer_address = "-"
+        self._server_connections: set[Any] | None = getattr(server_state, "connections", None)
+        self._loop = _loop or asyncio.get_event_loop()
+        self._timer: asyncio.TimerHandle | None = None
+        self._pending_input = 0
+        self._reading_paused = False
+        self._closing = False
+        self._close_code: int | None = None
+
+    # -- asyncio.Protocol --------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        if peer:
+            self.peer_address = f"{peer[0]}:{peer[1]}"
+        if self._server_connections is not None:
+            self._server_connections.add(self)
+        self._timer = self._loop.call_later(self.hub.settings.handshake_timeout, self._handshake_timed_out)
+
+    def data_received(self, data: bytes) -> None:
+        protocol = self.protocol
+        protocol.receive_data(data)
+        for event in protocol.events_received():
+            if isinstance(event, Request):
+                self._handshake(event)
+            elif isinstance(event, Frame):
+                self._frame(event)
+        self._write_protocol_output()
+
+    def eof_received(self) -> bool | None:
+        self.protocol.receive_eof()
+        self._write_protocol_output()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._server_connections is not None:
+            self._server_connections.discard(self)
+        if self.room is not None:
+            self.room.leave(self)
+            received = self.protocol.close_rcvd
+            code = self._close_code or (received.code if received is not None else 1006)
+            log.info("close conn=%d doc=%r peer=%s code=%s", self.id, self.document, self.peer_address, code)
+        self._closing = True
+
+    def pause_writing(self) -> None:  # the transport's buffer is above its high-water mark
+        pass
+
+    def resume_writing(self) -> None:
+        pass
+
+    # -- uvicorn shutdown hook -------------------------------------------------------
+    def shutdown(self) -> None:
+        if self.room is None:
+            if self.transport is not None:
+                self.transport.close()
+            return
+        self.close(1012, "server restarting")
+
+    # -- handshake -------------------------------------------------------------------
+    def _handshake(self, request: Request) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        decision = self.hub.admit(request.path, self.id)
+        if not isinstance(decision, Admission):
+            self._reject(decision.status, decision.error, decision.detail)
+            return
+        response = self.protocol.accept(request)
+        if response.status_code != 101:
+            self.protocol.send_response(response)
+            self._finish_after_flush()
+            return
+        self.protocol.send_response(response)
+        self._write_protocol_output()
+        self.document = decision.document
+        self.author = decision.author
+        self.session.acks = decision.acks
+        self.session.read_only = decision.read_only
+        log.info("open conn=%d doc=%r peer=%s", self.id, self.document, self.peer_address)
+        self.room = self.hub.registry.enter(decision.document)
+        self.room.join(self)
+
+    def _reject(self, status: int, error: str, detail: str) -> None:
+        body = orjson.dumps({"error": error, "detail": detail})
+        headers = Headers([("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        self.protocol.send_response(Response(status, HTTPStatus(status).phrase, headers, body))
+        log.info("refused handshake peer=%s status=%d: %s", self.peer_address, status, detail)
+        self._finish_after_flush()
+
+    def _handshake_timed_out(self) -> None:
+        self._timer = None
+        if self.room is None and self.transport is not None:
+            log.info("handshake timeout peer=%s", self.peer_address)
+            self.transport.abort()
+
+    # -- frames ------------------------------------------------------------------------
+    def _frame(self, frame: Frame) -> None:
+        if self._closing or self.room is None:
+            return
+        if frame.opcode is Opcode.BINARY:
+            try:
+                event = self.session.receive_data(frame.data)
+            except CoreError as exc:
+                log.info("conn=%d: %s", self.id, exc.detail)
+                self.close(exc.close_code, exc.detail[:120])
+                return
+            self.flush()
+            if event is not None:
+                size = len(frame.data)
+                self._pending_input += size
+                self.room.submit(self, event, size)
+                if self._pending_input > self.hub.settings.inbox_pause_bytes and self.transport:
+                    self._reading_paused = True
+                    self.transport.pause_reading()
+        elif frame.opcode is Opcode.TEXT:
+            self.close(1003, "text frames are not supported; send binary y-protocols messages")
+
+    # -- Peer interface (used by the room) -----------------------------------------------
+    @property
+    def open(self) -> bool:
+        return not self._closing and self.protocol.state is State.OPEN
+
+    def write_frame(self, frame: bytes) -> None:
+        transport = self.transport
+        if transport is None or self._closing:
+            return
+        transport.write(frame)
+        if transport.get_write_buffer_size() > self.hub.settings.outbox_limit:
+            log.warning("conn=%d: reader too slow, closing (outbox over limit)", self.id)
+            self.close(1013, "too slow: reconnect to resync")
+
+    def flush(self) -> None:
+        frames = self.session.data_to_send()
+        if frames and self.transport is not None and not self._closing:
+            self.transport.write(b"".join(binary_frame(f) for f in frames))
+
+    def processed(self, nbytes: int) -> None:
+        self._pending_input -= nbytes
+        if self._reading_paused and self._pending_input <= self.hub.settings.inbox_pause_bytes // 4:
+            self._reading_paused = False
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.resume_reading()
+
+    def close(self, code: int, reason: str) -> None:
+        if self._closing or self.transport is None:
+            return
+        self._closing = True
+        self._close_code = code
+        if self.protocol.state is State.OPEN:
+            self.protocol.send_close(code, reason)
+            self._write_protocol_output()
+        self._finish_after_flush()
+
+    # -- helpers ------------------------------------------------------------------------
+    def _write_protocol_output(self) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        for data in self.protocol.data_to_send():
+            if data:
+                transport.write(data)
+            elif not transport.is_closing():
+                transport.write_eof() if transport.can_write_eof() else transport.close()
+        if self.protocol.close_expected() and not self._closing:
+            self._closing = True
+            self._finish_after_flush()
+
+    def _finish_after_flush(self) -> None:
+        """Close the TCP connection once written out, or abort it after the close timeout."""
+        transport = self.transport
+        if transport is None:
+            return
+        if transport.get_write_buffer_size() > self.hub.settings.outbox_limit:
+            transport.abort()
+            return
+        transport.close()
+        self._loop.call_later(self.hub.settings.close_timeout, _abort_if_open, transport)
+
+
+def _abort_if_open(transport: asyncio.Transport) -> None:
+    if not transport.is_closing() or transport.get_write_buffer_size():
+        transport.abort()
