@@ -97,6 +97,12 @@ class Client:
         self._awareness_clock += 1
         self._send_awareness()
 
+    def interrupt(self) -> None:
+        """Drop the current connection abruptly (as a network failure would); it reconnects."""
+        ws = self._ws
+        if ws is not None and ws.transport is not None:
+            ws.transport.abort()
+
     async def close(self) -> None:
         self._stopping = True
         outbox = self._outbox
@@ -181,6 +187,9 @@ class Client:
             except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError) as exc:
                 log.debug("connection to %s lost: %s", self.url, exc)
             finally:
+                if not self._all_acknowledged():
+                    # Unconfirmed edits travel again in the next connection's step 2.
+                    self._dirty = True
                 self._ws = None
                 self._session = None
                 self._outbox = None
