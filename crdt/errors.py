@@ -42,6 +42,13 @@ class InvalidUpdate(CoreError):
     reason = "invalid update"
 
 
+class UpdateAhead(InvalidUpdate):
+    """A well-formed update that refers to state the server has not seen yet (refused, not fatal:
+    the sender's next sync step 2 carries it again)."""
+
+    reason = "update refers to unknown state"
+
+
 class ApplyFailed(CoreError):
     """pycrdt raised while integrating an update; the document may be partly changed."""
 

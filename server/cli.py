@@ -8,23 +8,18 @@ import contextlib
 import logging
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
-from server.settings import Settings
+from server.settings import Settings, setting_fields
+
+_ALIASES = {"database_url": ["--db"]}
 
 
 def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    defaults = Settings()
     serve = sub.add_parser("serve", help="run the collaboration server")
-    serve.add_argument("--host", default=defaults.host)
-    serve.add_argument("--port", type=int, default=defaults.port, help="0 picks a free port")
-    serve.add_argument("--data-dir", type=Path, default=defaults.data_dir)
-    serve.add_argument(
-        "--db",
-        default=None,
-        help="SQLAlchemy URL, e.g. sqlite+aiosqlite:///data/cocreate.db or postgresql+asyncpg://...; "
-        "'memory://' keeps nothing. Default: SQLite file in --data-dir",
-    )
+    for name, default, kind, help_text in setting_fields():
+        flags = [f"--{name.replace('_', '-')}", *_ALIASES.get(name, [])]
+        serve.add_argument(*flags, dest=name, default=None, metavar=kind.upper().split(" ")[0],
+                           help=f"{help_text} (default: {default})")  # fmt: skip
     serve.add_argument("--log-level", default="info")
 
 
@@ -41,7 +36,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         from server.app import serve
 
-        settings = Settings(host=args.host, port=args.port, data_dir=args.data_dir, database_url=args.db)
+        given = {
+            name: getattr(args, name) for name, *_ in setting_fields() if getattr(args, name) is not None
+        }
+        try:
+            settings = Settings.from_environment().with_values(given)
+        except ValueError as exc:
+            parser.error(str(exc))
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(serve(settings))
         return 0

@@ -39,9 +39,8 @@ class Hub:
         prefix = self.settings.ws_path
         if not parts.path.startswith(prefix):
             return Rejection(404, "not_found", f"websocket endpoint is {prefix}{{document}}")
-        raw_name = unquote(parts.path[len(prefix) :], errors="strict")
         try:
-            name = normalize_name(raw_name)
+            name = normalize_name(unquote(parts.path[len(prefix) :], errors="strict"))
         except (InvalidName, UnicodeDecodeError) as exc:
             return Rejection(400, "invalid_document_name", str(exc))
         query = parse_qs(parts.query)

@@ -7,11 +7,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from crdt.validation import UpdateLimits, validate_state_vector, validate_update
-
 from crdt.awareness import AwarenessRegistry, decode_awareness, encode_awareness
 from crdt.document import Document
-from crdt.errors import ApplyFailed, CoreError, InvalidUpdate
+from crdt.errors import ApplyFailed, CoreError, InvalidUpdate, UpdateAhead
 from crdt.messages import AwarenessMessage, SyncStep1, SyncUpdate
 from crdt.sync import (
     AwarenessQueried,
@@ -21,6 +19,7 @@ from crdt.sync import (
     UpdateReceived,
     WriteRefused,
 )
+from crdt.validation import UpdateLimits, validate_state_vector, validate_update
 from persistence.base import DocumentExists, DocumentRecord, NewUpdate, Snapshot, Storage, StorageError
 from server.frames import message_frame
 from server.peer import Peer
@@ -227,6 +226,9 @@ class Room:
                 foreign_owned=_ForeignClients(self.awareness, peer.id),
                 limits=self.limits,
             )
+        except UpdateAhead as exc:
+            peer.session.refuse(index, exc.detail)  # benign race: its next step 2 carries it again
+            return
         except InvalidUpdate as exc:
             peer.session.refuse(index, exc.detail)
             raise

@@ -1,32 +1,37 @@
-"""Every tunable of the server as data: defaults, units and meaning in one place."""
+"""Every tunable of the server as data: name, default, unit and meaning in one place."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+import os
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 
+def setting(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Server settings. Sizes are bytes, durations seconds."""
+    """Server settings. Sizes are bytes, durations seconds. Each is a `--flag` and a COCREATE_* variable."""
 
-    host: str = "127.0.0.1"
-    port: int = 1234
-    data_dir: Path = field(default_factory=lambda: Path("data"))
-    database_url: str | None = None  # None: SQLite file `cocreate.db` in data_dir
-    ws_path: str = "/ws/"
+    host: str = setting("127.0.0.1", "address to listen on")
+    port: int = setting(1234, "port to listen on (0 picks a free one)")
+    data_dir: Path = setting(Path("data"), "folder for the default SQLite database")
+    database_url: str | None = setting(None, "SQLAlchemy URL; default: SQLite file in data_dir")
+    ws_path: str = setting("/ws/", "URL prefix of the y-websocket endpoint")
 
-    max_message_size: int = 32 * 1024 * 1024  # one websocket message (a first sync of a big doc)
-    outbox_limit: int = 8 * 1024 * 1024  # bytes buffered for one slow reader before close 1013
-    inbox_pause_bytes: int = 4 * 1024 * 1024  # stop reading a connection with this much unprocessed
-    handshake_timeout: float = 10.0
-    close_timeout: float = 5.0
-    unload_delay: float = 0.0  # keep an empty room loaded this long before unloading it
+    max_message_size: int = setting(32 * 1024 * 1024, "largest websocket message accepted (close 1009)")
+    outbox_limit: int = setting(8 * 1024 * 1024, "bytes buffered for a slow reader before close 1013")
+    inbox_pause_bytes: int = setting(4 * 1024 * 1024, "unprocessed input that pauses reading a socket")
+    handshake_timeout: float = setting(10.0, "seconds for a websocket handshake to complete")
+    close_timeout: float = setting(5.0, "seconds to flush and close on shutdown")
 
-    snapshot_min_updates: int = 1000  # compact when this many log rows follow the last snapshot ...
-    snapshot_log_ratio: float = 1.0  # ... or when their bytes exceed the snapshot's bytes x this
-    load_page_size: int = 5000
+    snapshot_min_updates: int = setting(1000, "log rows after the last snapshot that trigger compaction")
+    snapshot_log_ratio: float = setting(1.0, "compact when log tail bytes exceed snapshot bytes x this")
+    load_page_size: int = setting(5000, "log rows read per query when loading a document")
 
     def describe(self) -> dict[str, Any]:
         return {f.name: str(getattr(self, f.name)) for f in fields(self)}
@@ -35,3 +40,46 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'cocreate.db').resolve()}"
+
+    def with_values(self, values: Mapping[str, Any]) -> Settings:
+        """A copy with the given fields replaced, each converted to the field's type."""
+        known = {f.name: f for f in fields(self)}
+        converted = {}
+        for name, value in values.items():
+            if name not in known:
+                raise ValueError(f"unknown setting {name!r}")
+            converted[name] = convert(getattr(type(self), name, None), known[name].type, value)
+        return replace(self, **converted)
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Settings:
+        values = {}
+        for item in fields(cls):
+            variable = f"COCREATE_{item.name.upper()}"
+            if variable in environ:
+                values[item.name] = environ[variable]
+        return cls().with_values(values)
+
+
+def convert(_default: Any, annotation: Any, value: Any) -> Any:
+    if value is None or not isinstance(value, str):
+        return value
+    kind = str(annotation)
+    if kind == "int":
+        return int(value)
+    if kind == "float":
+        return float(value)
+    if kind == "Path":
+        return Path(value)
+    if kind == "bool":
+        return value.lower() in ("1", "true", "yes", "on")
+    return value
+
+
+def setting_fields() -> list[tuple[str, Any, str, str]]:
+    """(name, default, type name, help) for every setting, for the CLI and docs."""
+    rows = []
+    for item in fields(Settings):
+        default = item.default if item.default is not MISSING else None
+        rows.append((item.name, default, str(item.type), item.metadata.get("help", "")))
+    return rows

@@ -73,11 +73,19 @@ class WebSocketConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         protocol = self.protocol
         protocol.receive_data(data)
-        for event in protocol.events_received():
-            if isinstance(event, Request):
-                self._handshake(event)
-            elif isinstance(event, Frame):
-                self._frame(event)
+        try:
+            for event in protocol.events_received():
+                if isinstance(event, Request):
+                    self._handshake(event)
+                elif isinstance(event, Frame):
+                    self._frame(event)
+        except Exception:
+            log.exception("conn=%d: internal error while handling input", self.id)
+            if self.room is None:
+                self._reject(500, "internal_error", "the server failed to handle the handshake")
+            else:
+                self.close(1011, "internal error")
+            return
         self._write_protocol_output()
 
     def eof_received(self) -> bool | None:
@@ -123,6 +131,7 @@ class WebSocketConnection(asyncio.Protocol):
         response = self.protocol.accept(request)
         if response.status_code != 101:
             self.protocol.send_response(response)
+            self._write_protocol_output()
             self._finish_after_flush()
             return
         self.protocol.send_response(response)
@@ -140,6 +149,7 @@ class WebSocketConnection(asyncio.Protocol):
         headers = Headers([("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
         self.protocol.send_response(Response(status, HTTPStatus(status).phrase, headers, body))
         log.info("refused handshake peer=%s status=%d: %s", self.peer_address, status, detail)
+        self._write_protocol_output()
         self._finish_after_flush()
 
     def _handshake_timed_out(self) -> None:
