@@ -11,13 +11,16 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import uvicorn
-from persistence.factory import open_storage
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
-from persistence.base import Storage
-from server.http import JSONResponse, error, routes
+from persistence.base import Storage, StorageError
+from persistence.factory import open_storage
+from server import http
+from server.auth import LocalAuthenticator
+from server.events import EventBus
+from server.http import HTTPError, JSONResponse, error
 from server.hub import Hub
 from server.rooms import RoomRegistry
 from server.settings import Settings
@@ -25,12 +28,19 @@ from server.transport import WebSocketConnection
 
 log = logging.getLogger("cocreate")
 
+ROUTE_MODULES = [http]
+
 
 def build(settings: Settings, storage: Storage | None = None) -> tuple[Starlette, Hub]:
     """The ASGI app and the hub its websocket transport talks to."""
     store = storage if storage is not None else open_storage(settings.resolved_database_url())
     registry = RoomRegistry(store, settings, time.time)
-    hub = Hub(registry, settings)
+    authenticator = LocalAuthenticator()
+    log.warning(
+        "LOCAL MODE: no secret configured, every connection is a local user with full rights. "
+        "Do not expose this server beyond your own machine."
+    )
+    hub = Hub(registry, settings, store, authenticator, EventBus(), time.time)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -41,11 +51,27 @@ def build(settings: Settings, storage: Storage | None = None) -> tuple[Starlette
             await registry.close()
             await store.close()
 
-    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+    async def http_exception(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
         return error(exc.status_code, "http_error", str(exc.detail))
 
-    app = Starlette(routes=routes(hub), lifespan=lifespan, exception_handlers={HTTPException: http_error})
+    async def route_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPError)
+        return exc.response()
+
+    async def storage_error(request: Request, exc: Exception) -> JSONResponse:
+        log.error("storage failed during %s %s: %s", request.method, request.url.path, exc)
+        return error(503, "storage_unavailable", "the database is unavailable; try again")
+
+    app = Starlette(
+        routes=[route for module in ROUTE_MODULES for route in module.routes(hub)],
+        lifespan=lifespan,
+        exception_handlers={
+            HTTPException: http_exception,
+            HTTPError: route_error,
+            StorageError: storage_error,
+        },
+    )
     return app, hub
 
 

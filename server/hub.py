@@ -1,10 +1,15 @@
-"""Admission of websocket handshakes: which document, with which rights and options, or why not."""
+"""The services every edge shares (rooms, storage, auth, events, clock) and websocket handshake admission."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
+from persistence.base import Storage
+from server.auth import Authenticator, AuthError, Credentials, Role, authorize
+from server.events import EventBus
 from server.names import InvalidName, normalize_name
 from server.rooms import RoomRegistry
 from server.settings import Settings
@@ -13,9 +18,10 @@ from server.settings import Settings
 @dataclass(frozen=True, slots=True)
 class Admission:
     document: str
-    read_only: bool
+    role: Role
     acks: bool
     author: str
+    name: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,15 +32,35 @@ class Rejection:
 
 
 class Hub:
-    """Everything a websocket connection needs from the server, in one object."""
+    """Everything the edges (websocket transport, HTTP routes) need from the server, in one object."""
 
-    def __init__(self, registry: RoomRegistry, settings: Settings) -> None:
+    def __init__(
+        self,
+        registry: RoomRegistry,
+        settings: Settings,
+        storage: Storage,
+        authenticator: Authenticator,
+        events: EventBus,
+        clock: Callable[[], float],
+    ) -> None:
         self.registry = registry
         self.settings = settings
+        self.storage = storage
+        self.authenticator = authenticator
+        self.events = events
+        self.clock = clock
         self.connections = 0
+        self._tasks: set[asyncio.Future[None]] = set()
 
-    def admit(self, target: str, connection_id: int) -> Admission | Rejection:
-        """Decide on a handshake for request-target `target` (path and query)."""
+    def track(self, task: asyncio.Future[None]) -> None:
+        """Keep a reference to a background task until it ends (no fire-and-forget)."""
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def admit(
+        self, target: str, headers: Mapping[str, str], cookies: Mapping[str, str]
+    ) -> Admission | Rejection:
+        """Decide on a websocket handshake for request-target `target` (path and query)."""
         parts = urlsplit(target)
         prefix = self.settings.ws_path
         if not parts.path.startswith(prefix):
@@ -43,6 +69,16 @@ class Hub:
             name = normalize_name(unquote(parts.path[len(prefix) :], errors="strict"))
         except (InvalidName, UnicodeDecodeError) as exc:
             return Rejection(400, "invalid_document_name", str(exc))
-        query = parse_qs(parts.query)
-        acks = query.get("acks", ["0"])[-1] in ("1", "true")
-        return Admission(document=name, read_only=False, acks=acks, author=f"anonymous:{connection_id}")
+        query = dict(parse_qsl(parts.query))
+        try:
+            identity, role = await authorize(
+                self.authenticator,
+                Credentials.from_request(query, headers, cookies),
+                name,
+                Role.VIEWER,
+                self.clock(),
+            )
+        except AuthError as exc:
+            return Rejection(exc.status, exc.error, exc.detail)
+        acks = query.get("acks", "0") in ("1", "true")
+        return Admission(document=name, role=role, acks=acks, author=identity.user_id, name=identity.name)

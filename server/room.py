@@ -22,6 +22,7 @@ from crdt.sync import (
 from crdt.validation import UpdateLimits, validate_state_vector, validate_update
 from persistence.base import DocumentExists, DocumentRecord, NewUpdate, Snapshot, Storage, StorageError
 from server.frames import message_frame
+from server.loading import load_state
 from server.peer import Peer
 from server.settings import Settings
 
@@ -264,36 +265,20 @@ class Room:
         return record
 
     async def _load(self) -> None:
-        storage = self.storage
         if self.record is None:
             self.record = await self._resolve_record()
-        document_id = self.record.id
-        snapshot = await storage.latest_snapshot(document_id)
-        seq = 0
-        if snapshot is not None:
-            self._apply_trusted(snapshot.data)
-            seq = self.snapshot_seq = snapshot.seq
-            self.snapshot_bytes = len(snapshot.data)
-        while True:
-            rows = await storage.read_updates(document_id, after_seq=seq, limit=self.settings.load_page_size)
-            for row in rows:
-                self._apply_trusted(row.data)
-                self.log_bytes_since_snapshot += len(row.data)
-            if not rows:
-                break
-            seq = rows[-1].seq
-        self.last_seq = seq
+        state = await load_state(self.storage, self.record.id, page_size=self.settings.load_page_size)
+        self.document.close()
+        self.document = state.document
+        self.last_seq = state.last_seq
+        self.snapshot_seq = state.snapshot_seq
+        self.snapshot_bytes = state.snapshot_bytes
+        self.log_bytes_since_snapshot = state.tail_bytes
         self._known_state = None
-
-    def _apply_trusted(self, update: bytes) -> None:
-        self.document.doc.apply_update(update)
 
     async def _rebuild(self) -> None:
         """pycrdt failed half-way: the document may differ from the log. Reload it; never snapshot it."""
         await self._drain_commits()
-        self.document.close()
-        self.document = Document()
-        self.snapshot_seq = self.snapshot_bytes = self.log_bytes_since_snapshot = 0
         await self._load()
         self._tainted = False
 

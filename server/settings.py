@@ -19,7 +19,7 @@ class Settings:
 
     host: str = setting("127.0.0.1", "address to listen on")
     port: int = setting(1234, "port to listen on (0 picks a free one)")
-    data_dir: Path = setting(Path("data"), "folder for the default SQLite database")
+    data_dir: Path = setting(Path("data"), "folder for the default SQLite database")  # noqa: RUF009
     database_url: str | None = setting(None, "SQLAlchemy URL; default: SQLite file in data_dir")
     ws_path: str = setting("/ws/", "URL prefix of the y-websocket endpoint")
 

@@ -17,9 +17,11 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from crdt.errors import CoreError
-from crdt.sync import Role, SyncSession
+from crdt.sync import Role as SyncRole
+from crdt.sync import SyncSession
+from server.auth import Role
 from server.frames import binary_frame
-from server.hub import Admission, Hub
+from server.hub import Admission, Hub, Rejection
 from server.room import Room
 
 log = logging.getLogger("cocreate.ws")
@@ -45,7 +47,7 @@ class WebSocketConnection(asyncio.Protocol):
         settings = hub.settings
         self.id = next(_ids)
         self.author = f"anonymous:{self.id}"
-        self.session = SyncSession(Role.SERVER, max_message_size=settings.max_message_size)
+        self.session = SyncSession(SyncRole.SERVER, max_message_size=settings.max_message_size)
         self.protocol = ServerProtocol(max_size=settings.max_message_size, logger=_protocol_log)
         self.transport: asyncio.Transport | None = None
         self.room: Room | None = None
@@ -58,6 +60,8 @@ class WebSocketConnection(asyncio.Protocol):
         self._reading_paused = False
         self._closing = False
         self._close_code: int | None = None
+        self._early_frames: list[Frame] = []
+        self._paused_for_handshake = False
 
     # -- asyncio.Protocol --------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -78,7 +82,10 @@ class WebSocketConnection(asyncio.Protocol):
                 if isinstance(event, Request):
                     self._handshake(event)
                 elif isinstance(event, Frame):
-                    self._frame(event)
+                    if self.room is None:
+                        self._early_frames.append(event)  # admission is still being decided
+                    else:
+                        self._frame(event)
         except Exception:
             log.exception("conn=%d: internal error while handling input", self.id)
             if self.room is None:
@@ -100,6 +107,7 @@ class WebSocketConnection(asyncio.Protocol):
             self._server_connections.discard(self)
         if self.room is not None:
             self.room.leave(self)
+            self.hub.connections -= 1
             received = self.protocol.close_rcvd
             code = self._close_code or (received.code if received is not None else 1006)
             log.info("close conn=%d doc=%r peer=%s code=%s", self.id, self.document, self.peer_address, code)
@@ -124,25 +132,46 @@ class WebSocketConnection(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        decision = self.hub.admit(request.path, self.id)
+        self._paused_for_handshake = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+        task = asyncio.ensure_future(self._admit(request))
+        self.hub.track(task)
+
+    async def _admit(self, request: Request) -> None:
+        headers = {k.lower(): v for k, v in request.headers.raw_items()}
+        try:
+            decision = await self.hub.admit(request.path, headers, _cookies(headers.get("cookie", "")))
+        except Exception:
+            log.exception("conn=%d: admission failed", self.id)
+            decision = Rejection(500, "internal_error", "the server failed to admit the connection")
+        if self.transport is None or self.transport.is_closing():
+            return
         if not isinstance(decision, Admission):
             self._reject(decision.status, decision.error, decision.detail)
             return
         response = self.protocol.accept(request)
-        if response.status_code != 101:
-            self.protocol.send_response(response)
-            self._write_protocol_output()
-            self._finish_after_flush()
-            return
         self.protocol.send_response(response)
         self._write_protocol_output()
+        if response.status_code != 101:
+            self._finish_after_flush()
+            return
         self.document = decision.document
         self.author = decision.author
         self.session.acks = decision.acks
-        self.session.read_only = decision.read_only
-        log.info("open conn=%d doc=%r peer=%s", self.id, self.document, self.peer_address)
+        self.session.read_only = decision.role < Role.EDITOR
+        log.info(
+            "open conn=%d doc=%r user=%s peer=%s", self.id, self.document, self.author, self.peer_address
+        )
         self.room = self.hub.registry.enter(decision.document)
         self.room.join(self)
+        self.hub.connections += 1
+        self.transport.resume_reading()
+        # Frames that arrived with the handshake were parsed before the room existed: replay them.
+        for event in self._early_frames:
+            self._frame(event)
+        self._early_frames.clear()
+        self._write_protocol_output()
 
     def _reject(self, status: int, error: str, detail: str) -> None:
         body = orjson.dumps({"error": error, "detail": detail})
@@ -240,6 +269,15 @@ class WebSocketConnection(asyncio.Protocol):
             return
         transport.close()
         self._loop.call_later(self.hub.settings.close_timeout, _abort_if_open, transport)
+
+
+def _cookies(header: str) -> dict[str, str]:
+    cookies = {}
+    for part in header.split(";"):
+        name, _, value = part.strip().partition("=")
+        if name:
+            cookies[name] = value
+    return cookies
 
 
 def _abort_if_open(transport: asyncio.Transport) -> None:
