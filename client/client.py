@@ -7,7 +7,7 @@ import contextlib
 import json
 import logging
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -25,6 +25,7 @@ from crdt.sync import (
     AwarenessQueried,
     AwarenessReceived,
     EpochAnnounced,
+    EventReceived,
     Role,
     SyncRequested,
     SyncSession,
@@ -55,6 +56,7 @@ class Client:
         self.epoch: str | None = None
         self.refusals: list[str] = []
         self.remote_states: dict[int, dict[str, Any]] = {}
+        self.document_events: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self.closed_reason: str | None = None
         self._local_state: dict[str, Any] | None = None
         self._awareness_clock = 0
@@ -65,6 +67,7 @@ class Client:
         self._dirty = False  # local changes not yet sent in any message
         self._last_local_index = 0  # update-carrying message that carried the latest local change
         self._acked = asyncio.Condition()
+        self._changed = asyncio.Condition()
         self._subscription = self.doc.observe(self._on_local_change)
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -86,6 +89,15 @@ class Client:
                 await self._acked.wait_for(self._all_acknowledged)
 
         await asyncio.wait_for(done(), timeout)
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+        """Wait until `predicate()` holds; it is re-checked after each update from the server."""
+
+        async def check() -> None:
+            async with self._changed:
+                await self._changed.wait_for(predicate)
+
+        await asyncio.wait_for(check(), timeout)
 
     @property
     def has_unsaved_changes(self) -> bool:
@@ -251,6 +263,8 @@ class Client:
                     self._applying_remote = False
                 if is_step2:
                     self.synced.set()
+                async with self._changed:
+                    self._changed.notify_all()
             case Acknowledged():
                 async with self._acked:
                     self._acked.notify_all()
@@ -268,6 +282,8 @@ class Client:
                 self._send_awareness()
             case EpochAnnounced(epoch):
                 self.epoch = epoch
+            case EventReceived(kind, data):
+                self.document_events.put_nowait((kind, json.loads(data)))
             case AccessDenied(reason):
                 raise ClientClosed(f"permission denied: {reason}")
 

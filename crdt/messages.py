@@ -16,6 +16,7 @@ MESSAGE_QUERY_AWARENESS = 3
 MESSAGE_ACK = 100
 MESSAGE_REFUSED = 101
 MESSAGE_EPOCH = 102
+MESSAGE_EVENT = 103
 
 # Sync sub-types.
 SYNC_STEP1 = 0
@@ -87,6 +88,14 @@ class Epoch:
     epoch: str
 
 
+@dataclass(frozen=True, slots=True)
+class DocumentEvent:
+    """cocreate: a non-CRDT change of the document (comment, session, ...): a kind and a JSON object."""
+
+    kind: str
+    data: str  # JSON text
+
+
 Message = (
     SyncStep1
     | SyncStep2
@@ -97,6 +106,7 @@ Message = (
     | Ack
     | Refused
     | Epoch
+    | DocumentEvent
 )
 UpdateMessage = SyncStep2 | SyncUpdate
 
@@ -135,6 +145,10 @@ def decode_message(frame: bytes, max_payload: int = DEFAULT_MAX_MESSAGE_SIZE) ->
         message = Refused(decoder.read_var_uint(), decoder.read_var_string(MAX_REASON_BYTES))
     elif kind == MESSAGE_EPOCH:
         message = Epoch(decoder.read_var_string(MAX_REASON_BYTES))
+    elif kind == MESSAGE_EVENT:
+        message = DocumentEvent(
+            decoder.read_var_string(MAX_REASON_BYTES), decoder.read_var_string(max_payload)
+        )
     else:
         raise UnsupportedMessage(f"unknown message type {kind}")
     if not decoder.at_end():
@@ -167,4 +181,6 @@ def encode_message(message: Message) -> bytes:
             )
         case Epoch(epoch):
             return encode_var_uint(MESSAGE_EPOCH) + encode_var_string(epoch)
+        case DocumentEvent(kind, data):
+            return encode_var_uint(MESSAGE_EVENT) + encode_var_string(kind) + encode_var_string(data)
     raise TypeError(f"not a message: {message!r}")

@@ -25,6 +25,7 @@ from crdt.messages import (
     Ack,
     AuthDenied,
     AwarenessMessage,
+    DocumentEvent,
     Epoch,
     Message,
     QueryAwareness,
@@ -87,6 +88,12 @@ class EpochAnnounced:
 
 
 @dataclass(frozen=True, slots=True)
+class EventReceived:
+    kind: str
+    data: str  # JSON text
+
+
+@dataclass(frozen=True, slots=True)
 class AccessDenied:
     reason: str
 
@@ -100,6 +107,7 @@ Event = (
     | Acknowledged
     | UpdateRefused
     | EpochAnnounced
+    | EventReceived
     | AccessDenied
 )
 
@@ -176,6 +184,8 @@ class SyncSession:
                 return UpdateRefused(index, reason)
             case Epoch(epoch):
                 return EpochAnnounced(epoch)
+            case DocumentEvent(kind, data):
+                return EventReceived(kind, data)
             case AuthDenied(reason):
                 return AccessDenied(reason)
         raise UnsupportedMessage(f"{type(message).__name__} is not accepted from a server")

@@ -34,13 +34,14 @@ ROUTE_MODULES = [http]
 def build(settings: Settings, storage: Storage | None = None) -> tuple[Starlette, Hub]:
     """The ASGI app and the hub its websocket transport talks to."""
     store = storage if storage is not None else open_storage(settings.resolved_database_url())
-    registry = RoomRegistry(store, settings, time.time)
+    events = EventBus()
+    registry = RoomRegistry(store, settings, time.time, events)
     authenticator = LocalAuthenticator()
     log.warning(
         "LOCAL MODE: no secret configured, every connection is a local user with full rights. "
         "Do not expose this server beyond your own machine."
     )
-    hub = Hub(registry, settings, store, authenticator, EventBus(), time.time)
+    hub = Hub(registry, settings, store, authenticator, events, time.time)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

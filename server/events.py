@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,13 +51,29 @@ class EventBus:
     def __init__(self, per_subscriber_limit: int = 1000) -> None:
         self.limit = per_subscriber_limit
         self._subscribers: dict[str, set[Subscription]] = defaultdict(set)
+        self._listeners: dict[str, list[Callable[[DocumentEvent], None]]] = defaultdict(list)
         self._next_id = 0
+
+    def listen(self, document: str, callback: Callable[[DocumentEvent], None]) -> Callable[[], None]:
+        """Call `callback` synchronously for each event of `document`; returns the unlisten function."""
+        self._listeners[document].append(callback)
+
+        def unlisten() -> None:
+            callbacks = self._listeners.get(document)
+            if callbacks is not None and callback in callbacks:
+                callbacks.remove(callback)
+                if not callbacks:
+                    del self._listeners[document]
+
+        return unlisten
 
     def publish(self, document: str, kind: str, data: dict[str, Any]) -> DocumentEvent:
         self._next_id += 1
         event = DocumentEvent(document, kind, data, self._next_id)
         for subscription in list(self._subscribers.get(document, ())):
             subscription.offer(event)
+        for callback in list(self._listeners.get(document, ())):
+            callback(event)
         return event
 
     def subscribers(self, document: str) -> int:

@@ -30,8 +30,10 @@ def normalize_name(raw: str) -> str:
     for segment in name.split("/"):
         if not segment:
             raise InvalidName("document name has an empty path segment")
-        if segment in (".", ".."):
-            raise InvalidName("document name has a '.' or '..' segment")
+        if segment in (".", "..", "-"):
+            raise InvalidName(
+                "document name has a '.', '..' or '-' segment ('-' separates sub-resources in URLs)"
+            )
         if segment != segment.strip():
             raise InvalidName("a path segment of the document name starts or ends with whitespace")
     return name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from crdt.awareness import AwarenessRegistry, decode_awareness, encode_awareness
 from crdt.document import Document
 from crdt.errors import ApplyFailed, CoreError, InvalidUpdate, UpdateAhead
 from crdt.messages import AwarenessMessage, SyncStep1, SyncUpdate
+from crdt.messages import DocumentEvent as EventMessage
 from crdt.sync import (
     AwarenessQueried,
     AwarenessReceived,
@@ -21,6 +23,7 @@ from crdt.sync import (
 )
 from crdt.validation import UpdateLimits, validate_state_vector, validate_update
 from persistence.base import DocumentExists, DocumentRecord, NewUpdate, Snapshot, Storage, StorageError
+from server.events import DocumentEvent, EventBus
 from server.frames import message_frame
 from server.loading import load_state
 from server.peer import Peer
@@ -67,8 +70,10 @@ class Room:
         storage: Storage,
         settings: Settings,
         clock: Callable[[], float],
+        events: EventBus | None = None,
         limits: UpdateLimits | None = None,
     ) -> None:
+        self.events = events
         self.name = name
         self.record: DocumentRecord | None = None
         self.storage = storage
@@ -120,11 +125,14 @@ class Room:
     # -- the owner task -------------------------------------------------------------------
     async def run(self, previous: Room | None = None) -> None:
         committer: asyncio.Task[None] | None = None
+        unlisten: Callable[[], None] = _nothing
         try:
             if previous is not None:
                 await previous.finished.wait()
             await self._load()
             committer = asyncio.create_task(self._commit_loop(), name=f"commit:{self.name}")
+            if self.events is not None:
+                unlisten = self.events.listen(self.name, self._forward_event)
             await self._serve()
         except StorageError as exc:
             log.error("room %r: storage failed: %s", self.name, exc)
@@ -134,6 +142,7 @@ class Room:
             self._fail(CLOSE_SERVER_ERROR, "internal error")
         finally:
             self.accepting = False
+            unlisten()
             if committer is not None:
                 committer.cancel()
                 await asyncio.gather(committer, return_exceptions=True)
@@ -247,6 +256,13 @@ class Room:
         self._pending_acks.append((peer, index))
         self._commit_wanted.set()
 
+    def _forward_event(self, event: DocumentEvent) -> None:
+        """Comment/session events reach the connections that speak cocreate's extensions."""
+        frame = message_frame(EventMessage(event.kind, json.dumps(event.data, separators=(",", ":"))))
+        for peer in list(self.peers):
+            if peer.session.acks:
+                peer.write_frame(frame)
+
     def _broadcast(self, frame: bytes, exclude: Peer | None) -> None:
         for peer in list(self.peers):
             if peer is not exclude:
@@ -350,6 +366,10 @@ class Room:
                 item.peer.close(code, reason)
             elif isinstance(item, _Incoming):
                 item.peer.processed(item.size)
+
+
+def _nothing() -> None:
+    return None
 
 
 class _ForeignClients:

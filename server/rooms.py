@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 
 from persistence.base import Storage
+from server.events import EventBus
 from server.room import Room
 from server.settings import Settings
 
@@ -16,8 +17,11 @@ log = logging.getLogger("cocreate.rooms")
 class RoomRegistry:
     """Owns every room task. A name has at most one accepting room; a closing one hands over."""
 
-    def __init__(self, storage: Storage, settings: Settings, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, storage: Storage, settings: Settings, clock: Callable[[], float], events: EventBus | None = None
+    ) -> None:
         self.storage = storage
+        self.events = events or EventBus()
         self.settings = settings
         self.clock = clock
         self._rooms: dict[str, Room] = {}
@@ -41,7 +45,7 @@ class RoomRegistry:
         previous = self._rooms.get(name)
         if previous is not None and previous.accepting:
             return previous
-        room = Room(name, self.storage, self.settings, self.clock)
+        room = Room(name, self.storage, self.settings, self.clock, self.events)
         self._rooms[name] = room
         task = asyncio.create_task(self._run(room, previous), name=f"room:{name}")
         self._tasks.add(task)

@@ -63,15 +63,9 @@ async def run_session(server: ServerProcess, script: list[tuple[str, int, Any]])
         late = Doc()
         async with connect(url, late):
             expected = content(late)
-        for doc in docs:
-            await wait_until(lambda doc=doc: content(doc) == expected)  # type: ignore[misc]
+        for client, doc in zip(clients, docs, strict=True):
+            await client.wait_for(lambda doc=doc: content(doc) == expected)  # type: ignore[misc]
             assert content(doc) == expected
-
-
-async def wait_until(predicate: Any, timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
 
 
 class contextlib_all:

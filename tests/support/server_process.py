@@ -1,4 +1,4 @@
-"""Start a real `cocreate serve` in a subprocess on a free loopback port, and stop it (gently or with SIGKILL)."""
+"""A real `cocreate serve` subprocess on a free loopback port, stopped gently or with SIGKILL."""
 
 from __future__ import annotations
 
@@ -85,10 +85,10 @@ class ServerProcess:
         process.send_signal(signal.SIGTERM)
         try:
             return process.wait(timeout)
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired as exc:
             process.kill()
             process.wait()
-            raise RuntimeError("server did not stop within the timeout:\n" + "".join(self.output[-50:]))
+            raise RuntimeError("server did not stop within the timeout:\n" + "".join(self.output[-50:])) from exc
 
     def kill(self) -> None:
         """SIGKILL: no flush, no goodbye (crash tests)."""
