@@ -88,7 +88,8 @@ class ServerProcess:
         except subprocess.TimeoutExpired as exc:
             process.kill()
             process.wait()
-            raise RuntimeError("server did not stop within the timeout:\n" + "".join(self.output[-50:])) from exc
+            tail = "".join(self.output[-50:])
+            raise RuntimeError(f"server did not stop within the timeout:\n{tail}") from exc
 
     def kill(self) -> None:
         """SIGKILL: no flush, no goodbye (crash tests)."""
