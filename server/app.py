@@ -24,7 +24,8 @@ from server.http import HTTPError, JSONResponse, error
 from server.hub import Hub
 from server.rooms import RoomRegistry
 from server.settings import Settings
-from server.transport import WebSocketConnection
+from server.transport import ChannelFactory, WebSocketConnection
+from server.ywebsocket import YWebSocketPeer
 
 log = logging.getLogger("cocreate")
 
@@ -76,6 +77,11 @@ def build(settings: Settings, storage: Storage | None = None) -> tuple[Starlette
     return app, hub
 
 
+def channels(hub: Hub) -> dict[str, ChannelFactory]:
+    """The wire protocols the websocket edge speaks, by `Admission.endpoint`."""
+    return {"y-websocket": lambda connection, admission: YWebSocketPeer(connection, admission, hub)}
+
+
 def bind_socket(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -91,12 +97,12 @@ async def serve(settings: Settings, storage: Storage | None = None, **uvicorn_op
     app, hub = build(settings, storage)
     config = uvicorn.Config(
         app,
-        ws=functools.partial(WebSocketConnection, hub=hub),  # type: ignore[arg-type]
+        ws=functools.partial(WebSocketConnection, hub=hub, channels=channels(hub)),  # type: ignore[arg-type]
         lifespan="on",
         log_config=None,
         access_log=False,
         ws_max_size=settings.max_message_size,
-        timeout_graceful_shutdown=settings.close_timeout,
+        timeout_graceful_shutdown=max(1, round(settings.close_timeout)),
         **uvicorn_options,
     )
     server = uvicorn.Server(config)

@@ -17,11 +17,13 @@ from server.settings import Settings
 
 @dataclass(frozen=True, slots=True)
 class Admission:
+    endpoint: str  # which channel speaks on this socket: "y-websocket" (more protocols may follow)
     document: str
     role: Role
     acks: bool
     author: str
     name: str
+    query: dict[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,9 +59,7 @@ class Hub:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def admit(
-        self, target: str, headers: Mapping[str, str], cookies: Mapping[str, str]
-    ) -> Admission | Rejection:
+    async def admit(self, target: str, headers: Mapping[str, str]) -> Admission | Rejection:
         """Decide on a websocket handshake for request-target `target` (path and query)."""
         parts = urlsplit(target)
         prefix = self.settings.ws_path
@@ -73,7 +73,7 @@ class Hub:
         try:
             identity, role = await authorize(
                 self.authenticator,
-                Credentials.from_request(query, headers, cookies),
+                Credentials.from_request(query, headers, parse_cookies(headers.get("cookie", ""))),
                 name,
                 Role.VIEWER,
                 self.clock(),
@@ -81,4 +81,13 @@ class Hub:
         except AuthError as exc:
             return Rejection(exc.status, exc.error, exc.detail)
         acks = query.get("acks", "0") in ("1", "true")
-        return Admission(document=name, role=role, acks=acks, author=identity.user_id, name=identity.name)
+        return Admission("y-websocket", name, role, acks, identity.user_id, identity.name, query)
+
+
+def parse_cookies(header: str) -> dict[str, str]:
+    cookies = {}
+    for part in header.split(";"):
+        name, _, value = part.strip().partition("=")
+        if name:
+            cookies[name] = value
+    return cookies

@@ -13,6 +13,7 @@ class Peer(Protocol):
     id: int
     author: str
     session: SyncSession
+    prefix: bytes  # put before every message on this peer's wire (Hocuspocus: the document name)
 
     @property
     def open(self) -> bool: ...

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from crdt.awareness import AwarenessRegistry, decode_awareness, encode_awareness
 from crdt.document import Document
 from crdt.errors import ApplyFailed, CoreError, InvalidUpdate, UpdateAhead
-from crdt.messages import AwarenessMessage, SyncStep1, SyncUpdate
+from crdt.messages import AwarenessMessage, Message, SyncStep1, SyncUpdate, encode_message
 from crdt.messages import DocumentEvent as EventMessage
 from crdt.sync import (
     AwarenessQueried,
@@ -24,7 +24,7 @@ from crdt.sync import (
 from crdt.validation import UpdateLimits, validate_state_vector, validate_update
 from persistence.base import DocumentExists, DocumentRecord, NewUpdate, Snapshot, Storage, StorageError
 from server.events import DocumentEvent, EventBus
-from server.frames import message_frame
+from server.frames import binary_frame
 from server.loading import load_state
 from server.peer import Peer
 from server.settings import Settings
@@ -205,7 +205,7 @@ class Room:
         self.peers.discard(peer)
         removed = self.awareness.release(peer.id)
         if removed:
-            self._broadcast(message_frame(AwarenessMessage(encode_awareness(removed))), None)
+            self._broadcast(AwarenessMessage(encode_awareness(removed)), None)
 
     def _dispatch(self, peer: Peer, event: Event) -> None:
         match event:
@@ -217,7 +217,7 @@ class Room:
             case AwarenessReceived(payload):
                 accepted = self.awareness.apply(peer.id, decode_awareness(payload))
                 if accepted:
-                    self._broadcast(message_frame(AwarenessMessage(encode_awareness(accepted))), None)
+                    self._broadcast(AwarenessMessage(encode_awareness(accepted)), None)
             case AwarenessQueried():
                 states = self.awareness.encode_all()
                 if states is not None:
@@ -251,21 +251,27 @@ class Room:
             raise
         if delta:
             self._known_state = None
-            self._broadcast(message_frame(SyncUpdate(delta)), peer)
+            self._broadcast(SyncUpdate(delta), peer)
             self._pending.append(NewUpdate(delta, peer.author, self.clock()))
         self._pending_acks.append((peer, index))
         self._commit_wanted.set()
 
     def _forward_event(self, event: DocumentEvent) -> None:
         """Comment/session events reach the connections that speak cocreate's extensions."""
-        frame = message_frame(EventMessage(event.kind, json.dumps(event.data, separators=(",", ":"))))
+        payload = encode_message(EventMessage(event.kind, json.dumps(event.data, separators=(",", ":"))))
         for peer in list(self.peers):
             if peer.session.acks:
-                peer.write_frame(frame)
+                peer.write_frame(binary_frame(peer.prefix + payload))
 
-    def _broadcast(self, frame: bytes, exclude: Peer | None) -> None:
+    def _broadcast(self, message: Message, exclude: Peer | None) -> None:
+        """Encode once per wire prefix (in practice once), write to every peer but `exclude`."""
+        payload = encode_message(message)
+        frames: dict[bytes, bytes] = {}
         for peer in list(self.peers):
             if peer is not exclude:
+                frame = frames.get(peer.prefix)
+                if frame is None:
+                    frame = frames[peer.prefix] = binary_frame(peer.prefix + payload)
                 peer.write_frame(frame)
 
     # -- durability -----------------------------------------------------------------------

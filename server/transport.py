@@ -1,5 +1,5 @@
-"""The websocket edge: an asyncio protocol (plugged into uvicorn) pumping bytes through websockets' sans-I/O
-handshake/framing and cocreate's sync session, writing pre-encoded frames straight to the socket."""
+"""The websocket edge: an asyncio protocol (plugged into uvicorn as its websocket implementation) that
+runs websockets' sans-I/O handshake and framing and hands binary messages to a protocol channel."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 import itertools
 import logging
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from websockets.datastructures import Headers
@@ -16,13 +16,8 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
-from crdt.errors import CoreError
-from crdt.sync import Role as SyncRole
-from crdt.sync import SyncSession
-from server.auth import Role
 from server.frames import binary_frame
 from server.hub import Admission, Hub, Rejection
-from server.room import Room
 
 log = logging.getLogger("cocreate.ws")
 _protocol_log = logging.getLogger("cocreate.ws.frames")
@@ -31,8 +26,25 @@ _protocol_log.setLevel(logging.WARNING)  # we log opens and closes ourselves, on
 _ids = itertools.count(1)
 
 
+class Channel(Protocol):
+    """A wire protocol spoken over one websocket (y-websocket, Hocuspocus)."""
+
+    def receive(self, data: bytes) -> None:
+        """One binary websocket message."""
+
+    def closed(self) -> None:
+        """The connection is gone; release everything."""
+
+    def describe(self) -> str:
+        """For the close log line, e.g. `doc='team/a' user=ana`."""
+
+
+class ChannelFactory(Protocol):
+    def __call__(self, connection: WebSocketConnection, admission: Admission) -> Channel: ...
+
+
 class WebSocketConnection(asyncio.Protocol):
-    """One websocket connection to one document. uvicorn hands it the socket after the HTTP upgrade."""
+    """One websocket. uvicorn hands it the socket (and the request bytes) after the HTTP upgrade."""
 
     def __init__(
         self,
@@ -42,16 +54,14 @@ class WebSocketConnection(asyncio.Protocol):
         _loop: asyncio.AbstractEventLoop | None = None,
         *,
         hub: Hub,
+        channels: dict[str, ChannelFactory],
     ) -> None:
         self.hub = hub
-        settings = hub.settings
+        self.channels = channels
         self.id = next(_ids)
-        self.author = f"anonymous:{self.id}"
-        self.session = SyncSession(SyncRole.SERVER, max_message_size=settings.max_message_size)
-        self.protocol = ServerProtocol(max_size=settings.max_message_size, logger=_protocol_log)
+        self.protocol = ServerProtocol(max_size=hub.settings.max_message_size, logger=_protocol_log)
         self.transport: asyncio.Transport | None = None
-        self.room: Room | None = None
-        self.document = ""
+        self.channel: Channel | None = None
         self.peer_address = "-"
         self._server_connections: set[Any] | None = getattr(server_state, "connections", None)
         self._loop = _loop or asyncio.get_event_loop()
@@ -61,7 +71,6 @@ class WebSocketConnection(asyncio.Protocol):
         self._closing = False
         self._close_code: int | None = None
         self._early_frames: list[Frame] = []
-        self._paused_for_handshake = False
 
     # -- asyncio.Protocol --------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -82,13 +91,13 @@ class WebSocketConnection(asyncio.Protocol):
                 if isinstance(event, Request):
                     self._handshake(event)
                 elif isinstance(event, Frame):
-                    if self.room is None:
+                    if self.channel is None:
                         self._early_frames.append(event)  # admission is still being decided
                     else:
                         self._frame(event)
         except Exception:
             log.exception("conn=%d: internal error while handling input", self.id)
-            if self.room is None:
+            if self.channel is None:
                 self._reject(500, "internal_error", "the server failed to handle the handshake")
             else:
                 self.close(1011, "internal error")
@@ -105,23 +114,19 @@ class WebSocketConnection(asyncio.Protocol):
             self._timer.cancel()
         if self._server_connections is not None:
             self._server_connections.discard(self)
-        if self.room is not None:
-            self.room.leave(self)
+        self._closing = True
+        channel = self.channel
+        if channel is not None:
+            self.channel = None
             self.hub.connections -= 1
             received = self.protocol.close_rcvd
             code = self._close_code or (received.code if received is not None else 1006)
-            log.info("close conn=%d doc=%r peer=%s code=%s", self.id, self.document, self.peer_address, code)
-        self._closing = True
-
-    def pause_writing(self) -> None:  # the transport's buffer is above its high-water mark
-        pass
-
-    def resume_writing(self) -> None:
-        pass
+            log.info("close conn=%d %s peer=%s code=%s", self.id, channel.describe(), self.peer_address, code)
+            channel.closed()
 
     # -- uvicorn shutdown hook -------------------------------------------------------
     def shutdown(self) -> None:
-        if self.room is None:
+        if self.channel is None:
             if self.transport is not None:
                 self.transport.close()
             return
@@ -132,22 +137,20 @@ class WebSocketConnection(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._paused_for_handshake = True
         if self.transport is not None:
             self.transport.pause_reading()
-        task = asyncio.ensure_future(self._admit(request))
-        self.hub.track(task)
+        self.hub.track(asyncio.ensure_future(self._admit(request)))
 
     async def _admit(self, request: Request) -> None:
         headers = {k.lower(): v for k, v in request.headers.raw_items()}
         try:
-            decision = await self.hub.admit(request.path, headers, _cookies(headers.get("cookie", "")))
+            decision = await self.hub.admit(request.path, headers)
         except Exception:
             log.exception("conn=%d: admission failed", self.id)
             decision = Rejection(500, "internal_error", "the server failed to admit the connection")
         if self.transport is None or self.transport.is_closing():
             return
-        if not isinstance(decision, Admission):
+        if isinstance(decision, Rejection):
             self._reject(decision.status, decision.error, decision.detail)
             return
         response = self.protocol.accept(request)
@@ -156,20 +159,12 @@ class WebSocketConnection(asyncio.Protocol):
         if response.status_code != 101:
             self._finish_after_flush()
             return
-        self.document = decision.document
-        self.author = decision.author
-        self.session.acks = decision.acks
-        self.session.read_only = decision.role < Role.EDITOR
-        log.info(
-            "open conn=%d doc=%r user=%s peer=%s", self.id, self.document, self.author, self.peer_address
-        )
-        self.room = self.hub.registry.enter(decision.document)
-        self.room.join(self)
         self.hub.connections += 1
+        self.channel = self.channels[decision.endpoint](self, decision)
+        log.info("open conn=%d %s peer=%s", self.id, self.channel.describe(), self.peer_address)
         self.transport.resume_reading()
-        # Frames that arrived with the handshake were parsed before the room existed: replay them.
-        for event in self._early_frames:
-            self._frame(event)
+        for frame in self._early_frames:  # frames that came with the handshake, parsed before admission
+            self._frame(frame)
         self._early_frames.clear()
         self._write_protocol_output()
 
@@ -183,38 +178,27 @@ class WebSocketConnection(asyncio.Protocol):
 
     def _handshake_timed_out(self) -> None:
         self._timer = None
-        if self.room is None and self.transport is not None:
+        if self.channel is None and self.transport is not None:
             log.info("handshake timeout peer=%s", self.peer_address)
             self.transport.abort()
 
     # -- frames ------------------------------------------------------------------------
     def _frame(self, frame: Frame) -> None:
-        if self._closing or self.room is None:
+        if self._closing or self.channel is None:
             return
         if frame.opcode is Opcode.BINARY:
-            try:
-                event = self.session.receive_data(frame.data)
-            except CoreError as exc:
-                log.info("conn=%d: %s", self.id, exc.detail)
-                self.close(exc.close_code, exc.detail[:120])
-                return
-            self.flush()
-            if event is not None:
-                size = len(frame.data)
-                self._pending_input += size
-                self.room.submit(self, event, size)
-                if self._pending_input > self.hub.settings.inbox_pause_bytes and self.transport:
-                    self._reading_paused = True
-                    self.transport.pause_reading()
+            data = frame.data
+            self.channel.receive(data if isinstance(data, bytes) else bytes(data))
         elif frame.opcode is Opcode.TEXT:
-            self.close(1003, "text frames are not supported; send binary y-protocols messages")
+            self.close(1003, "text frames are not supported; send binary messages")
 
-    # -- Peer interface (used by the room) -----------------------------------------------
+    # -- used by channels -----------------------------------------------------------------
     @property
     def open(self) -> bool:
         return not self._closing and self.protocol.state is State.OPEN
 
-    def write_frame(self, frame: bytes) -> None:
+    def write(self, frame: bytes) -> None:
+        """Write pre-encoded websocket frame(s); a reader over its outbox limit is closed (1013)."""
         transport = self.transport
         if transport is None or self._closing:
             return
@@ -223,10 +207,20 @@ class WebSocketConnection(asyncio.Protocol):
             log.warning("conn=%d: reader too slow, closing (outbox over limit)", self.id)
             self.close(1013, "too slow: reconnect to resync")
 
-    def flush(self) -> None:
-        frames = self.session.data_to_send()
-        if frames and self.transport is not None and not self._closing:
-            self.transport.write(b"".join(binary_frame(f) for f in frames))
+    def write_messages(self, payloads: list[bytes]) -> None:
+        if payloads:
+            self.write(b"".join(binary_frame(p) for p in payloads))
+
+    def received(self, nbytes: int) -> None:
+        """`nbytes` of input were queued for processing: stop reading when too much is pending."""
+        self._pending_input += nbytes
+        if (
+            self._pending_input > self.hub.settings.inbox_pause_bytes
+            and self.transport
+            and not self._reading_paused
+        ):
+            self._reading_paused = True
+            self.transport.pause_reading()
 
     def processed(self, nbytes: int) -> None:
         self._pending_input -= nbytes
@@ -269,15 +263,6 @@ class WebSocketConnection(asyncio.Protocol):
             return
         transport.close()
         self._loop.call_later(self.hub.settings.close_timeout, _abort_if_open, transport)
-
-
-def _cookies(header: str) -> dict[str, str]:
-    cookies = {}
-    for part in header.split(";"):
-        name, _, value = part.strip().partition("=")
-        if name:
-            cookies[name] = value
-    return cookies
 
 
 def _abort_if_open(transport: asyncio.Transport) -> None:

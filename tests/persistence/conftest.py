@@ -1,0 +1,91 @@
+"""Fixtures of the persistence tests: a real PostgreSQL server per session, a backend per test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from persistence.base import Storage
+from persistence.memory import MemoryStorage
+from persistence.sql import SqlStorage
+from tests.persistence.pg_server import (
+    PostgresServer,
+    PostgresUnavailable,
+    fresh_database,
+    launch,
+)
+
+BACKENDS = ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def _on_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() == "true"
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server for the whole session; skipped without binaries (failed when CI=true)."""
+    try:
+        server = launch()
+    except PostgresUnavailable as exc:
+        if _on_ci():
+            pytest.fail(f"CI=true but PostgreSQL is unavailable: {exc}")
+        pytest.skip(str(exc))
+    try:
+        yield server
+    finally:
+        server.destroy()
+
+
+async def _empty_database(server: PostgresServer) -> str:
+    if not server.running:  # a test that stopped the server failed before restarting it
+        server.start()
+    return await fresh_database(server)
+
+
+@pytest.fixture
+async def pg_url(pg_server: PostgresServer) -> str:
+    """The URL of an empty database on the session's server."""
+    return await _empty_database(pg_server)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """The URL of a SQLite file that does not exist yet."""
+    return f"sqlite+aiosqlite:///{tmp_path / 'cocreate.db'}"
+
+
+@pytest.fixture(params=BACKENDS)
+async def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """One URL per backend: "memory://", a SQLite file, a fresh PostgreSQL database."""
+    if request.param == "memory":
+        yield "memory://"
+    elif request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'cocreate.db'}"
+    else:
+        yield await _empty_database(request.getfixturevalue("pg_server"))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an empty SQL database: a SQLite file, then PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'cocreate.db'}"
+    return await _empty_database(request.getfixturevalue("pg_server"))
+
+
+def make_storage(url: str) -> Storage:
+    """The backend for a fixture URL (the factory has its own tests)."""
+    return MemoryStorage() if url == "memory://" else SqlStorage(url)
+
+
+@pytest.fixture
+async def storage(storage_url: str) -> AsyncIterator[Storage]:
+    """An opened, empty backend, closed after the test."""
+    backend = make_storage(storage_url)
+    await backend.open()
+    yield backend
+    await backend.close()
