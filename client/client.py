@@ -185,7 +185,8 @@ class Client:
         attempt = 0
         while not self._stopping:
             try:
-                async with ws_connect(self.url, max_size=None, compression=None, open_timeout=10) as ws:
+                url = self.url if self.epoch is None else _with_query(self.url, f"epoch={self.epoch}")
+                async with ws_connect(url, max_size=None, compression=None, open_timeout=10) as ws:
                     attempt = 0
                     await self._serve(ws)
             except InvalidStatus as exc:

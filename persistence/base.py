@@ -89,6 +89,9 @@ class Storage(Protocol):
     async def delete_document(self, name: str, now: float) -> None:
         """Retire a live document: its name becomes free; its rows are kept (history)."""
 
+    async def retired_documents(self, name: str) -> list[DocumentRecord]:
+        """Deleted documents that once had `name`, newest first (their rows are kept)."""
+
     async def append_updates(self, document_id: str, updates: Sequence[NewUpdate]) -> int:
         """Append in one transaction, durably; return the last sequence number.
 
@@ -104,3 +107,7 @@ class Storage(Protocol):
 
     async def latest_snapshot(self, document_id: str, at_most_seq: int | None = None) -> Snapshot | None:
         """The snapshot with the highest seq <= `at_most_seq` (any when None)."""
+
+    async def prune_updates(self, document_id: str, up_to_seq: int, older_than: float) -> int:
+        """Retention: delete the longest prefix of log rows with seq <= `up_to_seq` (capped at the
+        latest snapshot's seq) whose created_at < `older_than`. Returns how many were deleted."""

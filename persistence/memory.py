@@ -20,7 +20,8 @@ from persistence.base import (
 @dataclass
 class _Entry:
     record: DocumentRecord
-    log: list[StoredUpdate] = field(default_factory=list)
+    log: list[StoredUpdate] = field(default_factory=list)  # rows first_seq, first_seq + 1, ...
+    first_seq: int = 1
     snapshots: list[Snapshot] = field(default_factory=list)
     deleted: bool = False
 
@@ -80,6 +81,10 @@ class MemoryStorage:
         entry.deleted = True
         entry.record = replace(entry.record, updated_at=now)
 
+    async def retired_documents(self, name: str) -> list[DocumentRecord]:
+        retired = [e.record for e in self._by_id.values() if e.deleted and e.record.name == name]
+        return sorted(retired, key=lambda r: r.updated_at, reverse=True)
+
     async def append_updates(self, document_id: str, updates: Sequence[NewUpdate]) -> int:
         entry = self._entry(document_id)
         if entry.deleted:
@@ -105,12 +110,26 @@ class MemoryStorage:
     async def read_updates(
         self, document_id: str, after_seq: int = 0, until_seq: int | None = None, limit: int | None = None
     ) -> list[StoredUpdate]:
-        log = self._entry(document_id).log
-        end = len(log) if until_seq is None else max(0, min(len(log), until_seq))
-        start = max(0, after_seq)
+        entry = self._entry(document_id)
+        log, offset = entry.log, entry.first_seq
+        end = len(log) if until_seq is None else max(0, min(len(log), until_seq - offset + 1))
+        start = max(0, after_seq - offset + 1)
         if limit is not None:
             end = min(end, start + limit)
         return log[start:end]
+
+    async def prune_updates(self, document_id: str, up_to_seq: int, older_than: float) -> int:
+        entry = self._entry(document_id)
+        latest = entry.snapshots[-1].seq if entry.snapshots else 0
+        limit = min(up_to_seq, latest)
+        count = 0
+        for row in entry.log:
+            if row.seq > limit or row.created_at >= older_than:
+                break
+            count += 1
+        del entry.log[:count]
+        entry.first_seq += count
+        return count
 
     async def save_snapshot(self, document_id: str, snapshot: Snapshot) -> None:
         snapshots = self._entry(document_id).snapshots

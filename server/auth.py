@@ -1,7 +1,8 @@
 """Who is asking and what they may do: roles, identities, and the authenticator interface.
 
-Until signed tokens land, the only authenticator is `LocalAuthenticator`: no secret configured,
-everyone is a local user with full rights, and the server says so loudly at start-up.
+Without a secret the authenticator is `LocalAuthenticator`: everyone is a local user with full
+rights, and the server says so loudly at start-up. With one, `server.access.TokenAuthenticator`
+verifies signed tokens (`server.tokens`) and adds the per-document access list.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ class Role(IntEnum):
 class Identity:
     user_id: str
     name: str
+    grants: tuple[tuple[str, Role], ...] = ()  # from the token: (document pattern, role)
+    expires_at: float | None = None  # when the token expires; None: never (local mode)
+    document: str | None = None  # an invite token is valid on this document only
+    invite: str | None = None  # the invite it was redeemed from (revoking it revokes the token)
 
 
 @dataclass(frozen=True, slots=True)

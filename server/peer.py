@@ -14,6 +14,7 @@ class Peer(Protocol):
     author: str
     session: SyncSession
     prefix: bytes  # put before every message on this peer's wire (Hocuspocus: the document name)
+    expected_epoch: str | None  # the epoch the client's copy belongs to, if it told us
 
     @property
     def open(self) -> bool: ...

@@ -1,4 +1,4 @@
-"""The owner of one document: a task that applies, fans out, commits (group commit) and acknowledges."""
+"""The owner of one document: a task that validates, applies and fans out; durability is its committer's."""
 
 from __future__ import annotations
 
@@ -11,18 +11,13 @@ from dataclasses import dataclass
 from crdt.awareness import AwarenessRegistry, decode_awareness, encode_awareness
 from crdt.document import Document
 from crdt.errors import ApplyFailed, CoreError, InvalidUpdate, UpdateAhead
-from crdt.messages import AwarenessMessage, Message, SyncStep1, SyncUpdate, encode_message
+from crdt.messages import AwarenessMessage, Epoch, Message, SyncStep1, SyncUpdate, encode_message
 from crdt.messages import DocumentEvent as EventMessage
-from crdt.sync import (
-    AwarenessQueried,
-    AwarenessReceived,
-    Event,
-    SyncRequested,
-    UpdateReceived,
-    WriteRefused,
-)
+from crdt.sync import AwarenessQueried, AwarenessReceived, Event, SyncRequested, UpdateReceived, WriteRefused
 from crdt.validation import UpdateLimits, validate_state_vector, validate_update
-from persistence.base import DocumentExists, DocumentRecord, NewUpdate, Snapshot, Storage, StorageError
+from persistence.base import DocumentExists, DocumentRecord, NewUpdate, Storage, StorageError
+from server.committer import Committer
+from server.epochs import CLOSE_DOCUMENT_GONE, STALE_REASON, is_stale, retired_clocks
 from server.events import DocumentEvent, EventBus
 from server.frames import binary_frame
 from server.loading import load_state
@@ -33,7 +28,6 @@ log = logging.getLogger("cocreate.room")
 
 CLOSE_TRY_AGAIN = 1013
 CLOSE_SERVER_ERROR = 1011
-CLOSE_INVALID = 1007
 
 
 @dataclass(slots=True)
@@ -55,10 +49,15 @@ class _Incoming:
 
 @dataclass(slots=True)
 class _Wake:
-    """Makes the owner loop look at its flags (the committer failed)."""
+    """Makes the owner loop look at its flags (shutdown, a failed commit)."""
 
 
 _Item = _Join | _Leave | _Incoming | _Wake
+
+
+class StaleCopy(CoreError):
+    close_code = CLOSE_DOCUMENT_GONE
+    reason = STALE_REASON
 
 
 class Room:
@@ -73,40 +72,27 @@ class Room:
         events: EventBus | None = None,
         limits: UpdateLimits | None = None,
     ) -> None:
-        self.events = events
         self.name = name
-        self.record: DocumentRecord | None = None
         self.storage = storage
         self.settings = settings
         self.clock = clock
+        self.events = events
         self.limits = limits or UpdateLimits()
+        self.record: DocumentRecord | None = None
         self.document = Document()
         self.awareness = AwarenessRegistry()
         self.peers: set[Peer] = set()
         self.accepting = True  # the registry hands this room out only while True
         self.finished = asyncio.Event()
-        self.last_seq = 0
-        self.snapshot_seq = 0
-        self.snapshot_bytes = 0
-        self.log_bytes_since_snapshot = 0
+        self.committer: Committer | None = None
         self._inbox: asyncio.Queue[_Item] = asyncio.Queue()
-        self._pending: list[NewUpdate] = []
-        self._pending_acks: list[tuple[Peer, int]] = []
-        self._commit_wanted = asyncio.Event()
-        self._committer_idle = asyncio.Event()
-        self._committer_idle.set()
         self._known_state: dict[int, int] | None = None
+        self._retired: dict[int, int] = {}
         self._failed = False
         self._tainted = False
         self._shutdown: tuple[int, str] | None = None
 
-    @property
-    def document_id(self) -> str:
-        if self.record is None:
-            raise RuntimeError("room not loaded")
-        return self.record.id
-
-    # -- called by transports (any task) ----------------------------------------------
+    # -- called by transports and the registry -----------------------------------------
     def join(self, peer: Peer) -> None:
         self._inbox.put_nowait(_Join(peer))
 
@@ -124,13 +110,24 @@ class Room:
 
     # -- the owner task -------------------------------------------------------------------
     async def run(self, previous: Room | None = None) -> None:
-        committer: asyncio.Task[None] | None = None
+        committer_task: asyncio.Task[None] | None = None
         unlisten: Callable[[], None] = _nothing
         try:
             if previous is not None:
                 await previous.finished.wait()
+            self.record = await self._resolve_record()
+            self.committer = Committer(
+                self.name,
+                self.record.id,
+                self.storage,
+                self.settings,
+                self.clock,
+                self._snapshot_state,
+                self._commit_failed,
+            )
             await self._load()
-            committer = asyncio.create_task(self._commit_loop(), name=f"commit:{self.name}")
+            self._retired = await retired_clocks(self.storage, self.name)
+            committer_task = asyncio.create_task(self.committer.run(), name=f"commit:{self.name}")
             if self.events is not None:
                 unlisten = self.events.listen(self.name, self._forward_event)
             await self._serve()
@@ -143,18 +140,18 @@ class Room:
         finally:
             self.accepting = False
             unlisten()
-            if committer is not None:
-                committer.cancel()
-                await asyncio.gather(committer, return_exceptions=True)
+            if committer_task is not None:
+                committer_task.cancel()
+                await asyncio.gather(committer_task, return_exceptions=True)
             self.document.close()
             self.finished.set()
 
     async def _serve(self) -> None:
         inbox = self._inbox
+        assert self.committer is not None
         while True:
-            item = await inbox.get()
-            self._handle(item)
-            while not self._tainted and not inbox.empty():
+            self._handle(await inbox.get())
+            while not self._tainted and not self._failed and not inbox.empty():
                 self._handle(inbox.get_nowait())
             if self._failed:
                 return
@@ -166,8 +163,8 @@ class Room:
                     peer.close(*self._shutdown)
             if (not self.peers or self._shutdown is not None) and inbox.empty():
                 self.accepting = False
-                await self._drain_commits()
-                await self._maybe_snapshot(force=False)
+                await self.committer.drain()
+                await self.committer.compact()
                 return
 
     def _handle(self, item: _Item) -> None:
@@ -192,7 +189,13 @@ class Room:
         if self._shutdown is not None:
             peer.close(*self._shutdown)
             return
+        assert self.record is not None
+        if peer.expected_epoch is not None and peer.expected_epoch != self.record.epoch:
+            peer.close(CLOSE_DOCUMENT_GONE, STALE_REASON[:120])
+            return
         self.peers.add(peer)
+        if peer.session.acks:
+            peer.session.send(Epoch(self.record.epoch))
         peer.session.send(SyncStep1(self.document.state_vector()))
         states = self.awareness.encode_all()
         if states is not None:
@@ -212,7 +215,9 @@ class Room:
             case UpdateReceived(update, index, _):
                 self._apply(peer, update, index)
             case SyncRequested(state_vector):
-                validate_state_vector(state_vector, self.limits)
+                claimed = validate_state_vector(state_vector, self.limits)
+                if is_stale(claimed, self._known(), self._retired):
+                    raise StaleCopy()
                 peer.session.send_step2(self.document.diff(state_vector))
             case AwarenessReceived(payload):
                 accepted = self.awareness.apply(peer.id, decode_awareness(payload))
@@ -225,13 +230,18 @@ class Room:
             case WriteRefused():
                 pass  # the session already told the peer
 
-    def _apply(self, peer: Peer, update: bytes, index: int) -> None:
+    def _known(self) -> dict[int, int]:
         if self._known_state is None:
             self._known_state = self.document.clock_state()
+        return self._known_state
+
+    def _apply(self, peer: Peer, update: bytes, index: int) -> None:
+        assert self.committer is not None
+        known = self._known()
         try:
-            validate_update(
+            summary = validate_update(
                 update,
-                known_state=self._known_state,
+                known_state=known,
                 owned_clients=self.awareness.owned_by(peer.id),
                 foreign_owned=_ForeignClients(self.awareness, peer.id),
                 limits=self.limits,
@@ -242,6 +252,9 @@ class Room:
         except InvalidUpdate as exc:
             peer.session.refuse(index, exc.detail)
             raise
+        if is_stale({c: end for c, (_, end) in summary.clients.items()}, known, self._retired):
+            peer.session.refuse(index, STALE_REASON)
+            raise StaleCopy()
         try:
             delta = self.document.apply(update)
         except ApplyFailed as exc:
@@ -249,12 +262,12 @@ class Room:
             log.warning("room %r tainted by a failed apply; rebuilding it from the log", self.name)
             self._tainted = True
             raise
+        logged = None
         if delta:
             self._known_state = None
             self._broadcast(SyncUpdate(delta), peer)
-            self._pending.append(NewUpdate(delta, peer.author, self.clock()))
-        self._pending_acks.append((peer, index))
-        self._commit_wanted.set()
+            logged = NewUpdate(delta, peer.author, self.clock())
+        self.committer.submit(logged, peer, index)
 
     def _forward_event(self, event: DocumentEvent) -> None:
         """Comment/session events reach the connections that speak cocreate's extensions."""
@@ -274,7 +287,7 @@ class Room:
                     frame = frames[peer.prefix] = binary_frame(peer.prefix + payload)
                 peer.write_frame(frame)
 
-    # -- durability -----------------------------------------------------------------------
+    # -- loading and failures ---------------------------------------------------------------
     async def _resolve_record(self) -> DocumentRecord:
         record = await self.storage.get_document(self.name)
         if record is None:
@@ -287,78 +300,28 @@ class Room:
         return record
 
     async def _load(self) -> None:
-        if self.record is None:
-            self.record = await self._resolve_record()
+        assert self.record is not None and self.committer is not None
         state = await load_state(self.storage, self.record.id, page_size=self.settings.load_page_size)
         self.document.close()
         self.document = state.document
-        self.last_seq = state.last_seq
-        self.snapshot_seq = state.snapshot_seq
-        self.snapshot_bytes = state.snapshot_bytes
-        self.log_bytes_since_snapshot = state.tail_bytes
+        self.committer.reset(state)
         self._known_state = None
 
     async def _rebuild(self) -> None:
         """pycrdt failed half-way: the document may differ from the log. Reload it; never snapshot it."""
-        await self._drain_commits()
+        assert self.committer is not None
+        await self.committer.drain()
         await self._load()
         self._tainted = False
 
-    async def _commit_loop(self) -> None:
-        while True:
-            await self._commit_wanted.wait()
-            self._commit_wanted.clear()
-            batch, self._pending = self._pending, []
-            acks, self._pending_acks = self._pending_acks, []
-            self._committer_idle.clear()
-            try:
-                if batch:
-                    self.last_seq = await self.storage.append_updates(self.document_id, batch)
-                    self.log_bytes_since_snapshot += sum(len(u.data) for u in batch)
-            except StorageError as exc:
-                log.error("room %r: commit of %d updates failed: %s", self.name, len(batch), exc)
-                self._failed = True
-                self._fail(CLOSE_TRY_AGAIN, "storage unavailable, your edits were not saved; retry")
-                self._inbox.put_nowait(_Wake())
-                self._committer_idle.set()
-                return
-            for peer, index in acks:
-                if peer.open:
-                    peer.session.acknowledge(index)
-                    peer.flush()
-            if not self._pending:
-                self._committer_idle.set()
-                await self._maybe_snapshot(force=False)
+    def _snapshot_state(self) -> bytes | None:
+        if self._tainted or self._failed:
+            return None
+        return self.document.encode_state()
 
-    async def _drain_commits(self) -> None:
-        while self._pending or self._pending_acks or not self._committer_idle.is_set():
-            self._commit_wanted.set()
-            await self._committer_idle.wait()
-            if self._failed:
-                return
-            await asyncio.sleep(0)
-
-    async def _maybe_snapshot(self, force: bool) -> None:
-        """Write the state at `last_seq` when the log tail outgrew the policy. Never when failed."""
-        if self._failed or self._tainted or self._pending or self.last_seq <= self.snapshot_seq:
-            return
-        rows_since = self.last_seq - self.snapshot_seq
-        due = (
-            force
-            or rows_since >= self.settings.snapshot_min_updates
-            or (
-                self.log_bytes_since_snapshot > self.snapshot_bytes * self.settings.snapshot_log_ratio
-                and rows_since >= 50
-            )
-        )
-        if not due:
-            return
-        seq = self.last_seq
-        data = self.document.encode_state()
-        await self.storage.save_snapshot(self.document_id, Snapshot(seq, data, self.clock()))
-        self.snapshot_seq = seq
-        self.snapshot_bytes = len(data)
-        self.log_bytes_since_snapshot = 0
+    def _commit_failed(self, exc: StorageError) -> None:
+        self._fail(CLOSE_TRY_AGAIN, "storage unavailable, your edits were not saved; retry")
+        self._inbox.put_nowait(_Wake())
 
     def _fail(self, code: int, reason: str) -> None:
         self._failed = True

@@ -32,6 +32,9 @@ class Settings:
     snapshot_min_updates: int = setting(1000, "log rows after the last snapshot that trigger compaction")
     snapshot_log_ratio: float = setting(1.0, "compact when log tail bytes exceed snapshot bytes x this")
     load_page_size: int = setting(5000, "log rows read per query when loading a document")
+    log_retention_seconds: float = setting(
+        0.0, "delete log rows older than this once a snapshot covers them; 0 keeps all history (default)"
+    )
 
     def describe(self) -> dict[str, Any]:
         return {f.name: str(getattr(self, f.name)) for f in fields(self)}

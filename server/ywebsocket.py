@@ -29,6 +29,7 @@ class YWebSocketPeer:
         self.author = admission.author
         self.display_name = admission.name
         self.document = admission.document
+        self.expected_epoch = admission.query.get("epoch") or None
         self.session = SyncSession(
             SyncRole.SERVER,
             read_only=admission.role < Role.EDITOR,

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, insert, select, update
+from sqlalchemy import ColumnElement, Select, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -250,6 +250,19 @@ class SqlStorage:
                 if result.first() is None:
                     raise DocumentNotFound(name)
 
+    async def retired_documents(self, name: str) -> list[DocumentRecord]:
+        self._require_open()
+        _check_text(name, "document name")
+        query = (
+            select(*_RECORD_COLUMNS)
+            .where(documents.c.name == name, documents.c.deleted_at.is_not(None))
+            .order_by(documents.c.deleted_at.desc())
+        )
+        with translated("listing retired documents", self.where):
+            async with self._db.read() as conn:
+                rows = (await conn.execute(query)).all()
+        return [_record(row) for row in rows]
+
     async def append_updates(self, document_id: str, updates: Sequence[NewUpdate]) -> int:
         self._require_open()
         for author in {u.author for u in updates}:
@@ -341,6 +354,28 @@ class SqlStorage:
                     await self._require(conn, document_id)
                     return None
         return Snapshot(seq=int(row[0]), data=bytes(row[1]), created_at=float(row[2]))
+
+    async def prune_updates(self, document_id: str, up_to_seq: int, older_than: float) -> int:
+        self._require_open()
+        with translated("pruning the log", self.where):
+            async with self._db.write() as conn:
+                await self._require(conn, document_id)
+                latest = await conn.execute(
+                    select(func.max(snapshots.c.seq)).where(snapshots.c.document_id == document_id)
+                )
+                limit = min(up_to_seq, int(latest.scalar() or 0))
+                first_kept = await conn.execute(
+                    select(func.min(log.c.seq)).where(
+                        log.c.document_id == document_id, log.c.seq <= limit, log.c.created_at >= older_than
+                    )
+                )
+                kept = first_kept.scalar()
+                if kept is not None:
+                    limit = int(kept) - 1
+                result = await conn.execute(
+                    delete(log).where(log.c.document_id == document_id, log.c.seq <= limit)
+                )
+        return int(result.rowcount or 0)
 
     async def _require(self, conn: AsyncConnection, document_id: str) -> None:
         """`DocumentNotFound` unless a document (live or deleted) has that id."""
