@@ -1,0 +1,237 @@
+"""The room task in-process: group commit and acks, failures, taint, epochs, compaction."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pycrdt import Doc, Text
+
+from crdt.messages import Ack, Epoch, Refused, SyncStep1, SyncUpdate, encode_message
+from crdt.sync import SyncRequested, UpdateReceived
+from persistence.memory import MemoryStorage
+from server.loading import load_state
+from server.room import Room
+from server.settings import Settings
+from tests.server.fakes import FakePeer, FlakyStorage, edits, stored_text
+
+
+async def start(storage: Any, name: str = "doc", **overrides: Any) -> tuple[Room, asyncio.Task[None]]:
+    room = Room(name, storage, Settings(**overrides), time.time)
+    return room, asyncio.create_task(room.run())
+
+
+def send(room: Room, peer: FakePeer, update: bytes) -> None:
+    event = peer.session.receive_data(encode_message(SyncUpdate(update)))
+    assert isinstance(event, UpdateReceived)
+    room.submit(peer, event, len(update))
+
+
+def acked(peer: FakePeer) -> int:
+    return max([m.count for m in peer.received if isinstance(m, Ack)], default=0)
+
+
+async def finish(room: Room, task: asyncio.Task[None], *peers: FakePeer) -> None:
+    for peer in peers:
+        room.leave(peer)
+    await asyncio.wait_for(task, 5)
+
+
+async def test_welcome_sends_epoch_then_step1_and_updates_are_acked_after_commit() -> None:
+    storage = MemoryStorage()
+    room, task = await start(storage)
+    writer, reader = FakePeer(), FakePeer(acks=False)
+    room.join(writer)
+    room.join(reader)
+    await writer.wait_for(lambda: len(writer.received) >= 2)
+    assert isinstance(writer.received[0], Epoch) and isinstance(writer.received[1], SyncStep1)
+    assert isinstance(reader.received[0], SyncStep1)  # no extension messages for plain clients
+    _, updates = edits(20)
+    for update in updates:
+        send(room, writer, update)
+    await writer.wait_for(lambda: acked(writer) == 20)
+    await reader.wait_for(lambda: sum(isinstance(m, SyncUpdate) for m in reader.received) == 20)
+    await finish(room, task, writer, reader)
+    assert await stored_text(storage, "doc") == "x" * 20
+    record = await storage.get_document("doc")
+    assert record is not None and 1 <= record.last_seq <= 20  # deltas, some batched
+
+
+async def test_duplicate_updates_are_acked_but_not_logged() -> None:
+    storage = MemoryStorage()
+    room, task = await start(storage)
+    peer = FakePeer()
+    room.join(peer)
+    _, updates = edits(3)
+    for update in updates + updates:
+        send(room, peer, update)
+    await peer.wait_for(lambda: acked(peer) == 6)
+    await finish(room, task, peer)
+    record = await storage.get_document("doc")
+    assert record is not None
+    assert len(await storage.read_updates(record.id)) <= 3
+
+
+async def test_storage_failure_never_acks_and_recovers_when_storage_returns() -> None:
+    storage = FlakyStorage()
+    room, task = await start(storage)
+    peer = FakePeer()
+    room.join(peer)
+    _, updates = edits(5)
+    send(room, peer, updates[0])
+    await peer.wait_for(lambda: acked(peer) == 1)
+    storage.failing = True
+    send(room, peer, updates[1])
+    await peer.wait_for(lambda: peer.closed is not None)
+    assert peer.closed is not None and peer.closed[0] == 1013
+    assert acked(peer) == 1
+    await asyncio.wait_for(task, 5)
+    storage.failing = False
+    # A new room (as after the client reconnects) loads the log: the failed update is not in it,
+    # and the client's step 2 brings it back.
+    room2, task2 = await start(storage)
+    again = FakePeer()
+    room2.join(again)
+    send(room2, again, updates[0])
+    send(room2, again, updates[1])
+    await again.wait_for(lambda: acked(again) == 2)
+    await finish(room2, task2, again)
+    assert await stored_text(storage, "doc") == "xx"
+
+
+async def test_a_failed_apply_taints_and_rebuilds_from_the_log() -> None:
+    storage = MemoryStorage()
+    room, task = await start(storage)
+    honest, attacker = FakePeer(), FakePeer()
+    room.join(honest)
+    room.join(attacker)
+    _, updates = edits(2)
+    send(room, honest, updates[0])
+    await honest.wait_for(lambda: acked(honest) == 1)
+    send(room, attacker, bytes.fromhex("010207002801016d016b017d0108000700017d0200"))
+    await attacker.wait_for(lambda: attacker.closed is not None)
+    send(room, honest, updates[1])
+    await honest.wait_for(lambda: acked(honest) == 2)
+    await finish(room, task, honest, attacker)
+    record = await storage.get_document("doc")
+    assert record is not None
+    state = await load_state(storage, record.id)
+    assert "m" not in list(state.document.doc.keys())  # the half-applied map entry never reached the log
+    assert await stored_text(storage, "doc") == "xx"
+
+
+async def test_read_only_peer_is_refused_and_nothing_is_logged() -> None:
+    storage = MemoryStorage()
+    room, task = await start(storage)
+    viewer = FakePeer(read_only=True)
+    room.join(viewer)
+    await viewer.wait_for(lambda: len(viewer.received) >= 2)
+    _, updates = edits(1)
+    event = viewer.session.receive_data(encode_message(SyncUpdate(updates[0])))
+    viewer.flush()
+    assert event is not None and not isinstance(event, UpdateReceived)
+    assert any(isinstance(m, Refused) for m in viewer.received)
+    await finish(room, task, viewer)
+    record = await storage.get_document("doc")
+    assert record is not None and record.last_seq == 0
+
+
+async def test_client_of_another_epoch_is_closed_4404() -> None:
+    room, task = await start(MemoryStorage())
+    stale = FakePeer(epoch="not-this-one")
+    room.join(stale)
+    await stale.wait_for(lambda: stale.closed is not None)
+    assert stale.closed is not None and stale.closed[0] == 4404
+    fresh = FakePeer()
+    room.join(fresh)
+    await finish(room, task, fresh, stale)
+
+
+async def test_copy_of_a_deleted_generation_is_refused() -> None:
+    storage = MemoryStorage()
+    room, task = await start(storage)
+    old = FakePeer()
+    room.join(old)
+    old_doc, updates = edits(3)
+    for update in updates:
+        send(room, old, update)
+    await old.wait_for(lambda: acked(old) == 3)
+    await finish(room, task, old)
+    await storage.delete_document("doc", time.time())
+    room, task = await start(storage)  # re-created: a new generation
+    returning = FakePeer(acks=False)
+    room.join(returning)
+    event = returning.session.receive_data(encode_message(SyncStep1(old_doc.get_state())))
+    assert isinstance(event, SyncRequested)
+    room.submit(returning, event, 10)
+    await returning.wait_for(lambda: returning.closed is not None)
+    assert returning.closed is not None and returning.closed[0] == 4404
+    await finish(room, task, returning)
+    assert await stored_text(storage, "doc") == ""
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(st.tuples(st.integers(0, 2), st.text("ab😀", min_size=1, max_size=3)), min_size=1, max_size=60),
+    st.integers(1, 8),
+)
+def test_snapshot_plus_tail_equals_log_replay_equals_live(script: list[tuple[int, str]], every: int) -> None:
+    asyncio.run(_snapshot_property(script, every))
+
+
+async def _snapshot_property(script: list[tuple[int, str]], every: int) -> None:
+    storage = MemoryStorage()
+    room, task = await start(storage, snapshot_min_updates=every)
+    peers = [FakePeer() for _ in range(3)]
+    docs: list[Doc[Any]] = [Doc() for _ in range(3)]
+    for peer in peers:
+        room.join(peer)
+    sent = [0, 0, 0]
+    for who, text in script:
+        doc = docs[who]
+        before = doc.get_state()
+        body = doc.get("t", type=Text)
+        body.insert(len(str(body).encode()), text)
+        send(room, peers[who], doc.get_update(before))
+        sent[who] += 1
+    for who, peer in enumerate(peers):
+        await peer.wait_for(lambda peer=peer, who=who: acked(peer) == sent[who])  # type: ignore[misc]
+    live = room.document.encode_state()
+    await finish(room, task, *peers)
+    record = await storage.get_document("doc")
+    assert record is not None
+    replay = Doc()
+    for row in await storage.read_updates(record.id):
+        replay.apply_update(row.data)
+    loaded = (await load_state(storage, record.id)).document.doc
+    live_doc = Doc()
+    live_doc.apply_update(live)
+    expected = str(live_doc.get("t", type=Text))
+    assert str(replay.get("t", type=Text)) == expected
+    assert str(loaded.get("t", type=Text)) == expected
+    assert (await storage.latest_snapshot(record.id)) is not None or record.last_seq < every
+
+
+@pytest.mark.parametrize("retention", [0.0, 0.001])
+async def test_retention_prunes_only_when_enabled(retention: float) -> None:
+    storage = MemoryStorage()
+    room, task = await start(storage, snapshot_min_updates=5, log_retention_seconds=retention)
+    peer = FakePeer()
+    room.join(peer)
+    _, updates = edits(12)
+    for i, update in enumerate(updates, 1):  # one commit each, so several snapshots are taken
+        send(room, peer, update)
+        await peer.wait_for(lambda i=i: acked(peer) == i)  # type: ignore[misc]
+    await finish(room, task, peer)
+    record = await storage.get_document("doc")
+    assert record is not None
+    rows = await storage.read_updates(record.id)
+    if retention == 0.0:
+        assert [r.seq for r in rows] == list(range(1, record.last_seq + 1))
+    else:
+        assert rows == [] or rows[0].seq > 1
+    assert await stored_text(storage, "doc") == "x" * 12
