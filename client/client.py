@@ -99,6 +99,11 @@ class Client:
 
         await asyncio.wait_for(check(), timeout)
 
+    async def wait_closed(self, timeout: float = 10.0) -> None:
+        """Wait until the client gave up for good (a refused handshake or a 44xx close)."""
+        if self._task is not None:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout)
+
     @property
     def has_unsaved_changes(self) -> bool:
         return not self._all_acknowledged()
@@ -197,7 +202,13 @@ class Client:
             except ClientClosed as exc:
                 self.closed_reason = str(exc)
                 break
-            except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError) as exc:
+            except ConnectionClosed as exc:
+                received = exc.rcvd
+                if received is not None and received.code in PERMANENT_CLOSE_CODES:
+                    self.closed_reason = f"closed for good: {received.code} {received.reason}"
+                    break
+                log.debug("connection to %s lost: %s", self.url, exc)
+            except (OSError, InvalidHandshake, TimeoutError) as exc:
                 log.debug("connection to %s lost: %s", self.url, exc)
             finally:
                 if not self._all_acknowledged():

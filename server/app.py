@@ -14,12 +14,16 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
+from starlette.routing import Route
 
+from persistence.access import access_store_for
 from persistence.base import Storage, StorageError
 from persistence.factory import open_storage
-from server import http
-from server.auth import LocalAuthenticator
+from server import access_api, documents_api, http
+from server.access import MIN_SECRET_BYTES, TokenAuthenticator
+from server.auth import Authenticator, LocalAuthenticator
 from server.events import EventBus
+from server.hocuspocus import HocuspocusEndpoint
 from server.http import HTTPError, JSONResponse, error
 from server.hub import Hub
 from server.rooms import RoomRegistry
@@ -29,7 +33,7 @@ from server.ywebsocket import YWebSocketPeer
 
 log = logging.getLogger("cocreate")
 
-ROUTE_MODULES = [http]
+ROUTE_MODULES = [http, documents_api, access_api]
 
 
 def build(settings: Settings, storage: Storage | None = None) -> tuple[Starlette, Hub]:
@@ -37,12 +41,19 @@ def build(settings: Settings, storage: Storage | None = None) -> tuple[Starlette
     store = storage if storage is not None else open_storage(settings.resolved_database_url())
     events = EventBus()
     registry = RoomRegistry(store, settings, time.time, events)
-    authenticator = LocalAuthenticator()
-    log.warning(
-        "LOCAL MODE: no secret configured, every connection is a local user with full rights. "
-        "Do not expose this server beyond your own machine."
-    )
-    hub = Hub(registry, settings, store, authenticator, events, time.time)
+    access = access_store_for(store)
+    authenticator: Authenticator
+    if settings.secret:
+        authenticator = TokenAuthenticator(settings.secret, access)
+        if len(settings.secret.encode()) < MIN_SECRET_BYTES:
+            log.warning("the secret is shorter than %d bytes: tokens are easier to forge", MIN_SECRET_BYTES)
+    else:
+        authenticator = LocalAuthenticator()
+        log.warning(
+            "LOCAL MODE: no secret configured, every connection is a local user with full rights. "
+            "Do not expose this server beyond your own machine."
+        )
+    hub = Hub(registry, settings, store, authenticator, events, time.time, access)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -66,7 +77,7 @@ def build(settings: Settings, storage: Storage | None = None) -> tuple[Starlette
         return error(503, "storage_unavailable", "the database is unavailable; try again")
 
     app = Starlette(
-        routes=[route for module in ROUTE_MODULES for route in module.routes(hub)],
+        routes=all_routes(hub),
         lifespan=lifespan,
         exception_handlers={
             HTTPException: http_exception,
@@ -77,9 +88,18 @@ def build(settings: Settings, storage: Storage | None = None) -> tuple[Starlette
     return app, hub
 
 
+def all_routes(hub: Hub) -> list[Route]:
+    """Every module's routes; document sub-resources (`.../{name:path}/-/...`) before the catch-alls."""
+    routes = [route for module in ROUTE_MODULES for route in module.routes(hub)]
+    return sorted(routes, key=lambda route: "/-/" not in route.path)
+
+
 def channels(hub: Hub) -> dict[str, ChannelFactory]:
     """The wire protocols the websocket edge speaks, by `Admission.endpoint`."""
-    return {"y-websocket": lambda connection, admission: YWebSocketPeer(connection, admission, hub)}
+    return {
+        "y-websocket": lambda connection, admission: YWebSocketPeer(connection, admission, hub),
+        "hocuspocus": HocuspocusEndpoint(hub),
+    }
 
 
 def bind_socket(host: str, port: int) -> socket.socket:

@@ -7,9 +7,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from persistence.access import AccessStore, MemoryAccessStore
 from persistence.base import Storage
-from server.auth import Authenticator, AuthError, Credentials, Role, authorize
+from server.auth import Authenticator, AuthError, Credentials, Identity, Role, authorize
 from server.events import EventBus
+from server.guard import AccessGuard
 from server.names import InvalidName, normalize_name
 from server.rooms import RoomRegistry
 from server.settings import Settings
@@ -17,13 +19,16 @@ from server.settings import Settings
 
 @dataclass(frozen=True, slots=True)
 class Admission:
-    endpoint: str  # which channel speaks on this socket: "y-websocket" (more protocols may follow)
+    endpoint: str  # which channel speaks on this socket: "y-websocket" or "hocuspocus"
     document: str
     role: Role
     acks: bool
     author: str
     name: str
     query: dict[str, str]
+    identity: Identity | None = None  # who (token claims included); None: Identity(author, name)
+    generation: int = 0  # the document's access generation before the check (`AccessGuard.track`)
+    credentials: Credentials | None = None  # Hocuspocus: the handshake's, used when Auth has no token
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +49,7 @@ class Hub:
         authenticator: Authenticator,
         events: EventBus,
         clock: Callable[[], float],
+        access: AccessStore | None = None,
     ) -> None:
         self.registry = registry
         self.settings = settings
@@ -51,6 +57,8 @@ class Hub:
         self.authenticator = authenticator
         self.events = events
         self.clock = clock
+        self.access: AccessStore = access if access is not None else MemoryAccessStore()
+        self.guard = AccessGuard(authenticator, clock)  # live re-checks of open connections
         self.connections = 0
         self._tasks: set[asyncio.Future[None]] = set()
 
@@ -62,6 +70,11 @@ class Hub:
     async def admit(self, target: str, headers: Mapping[str, str]) -> Admission | Rejection:
         """Decide on a websocket handshake for request-target `target` (path and query)."""
         parts = urlsplit(target)
+        hocuspocus = self.settings.hocuspocus_path.rstrip("/")
+        if hocuspocus and parts.path.rstrip("/") == hocuspocus:  # documents are named in each frame
+            query = dict(parse_qsl(parts.query))
+            credentials = Credentials.from_request(query, headers, parse_cookies(headers.get("cookie", "")))
+            return Admission("hocuspocus", "", Role.NONE, False, "", "", query, credentials=credentials)
         prefix = self.settings.ws_path
         if not parts.path.startswith(prefix):
             return Rejection(404, "not_found", f"websocket endpoint is {prefix}{{document}}")
@@ -69,7 +82,10 @@ class Hub:
             name = normalize_name(unquote(parts.path[len(prefix) :], errors="strict"))
         except (InvalidName, UnicodeDecodeError) as exc:
             return Rejection(400, "invalid_document_name", str(exc))
+        if self.registry.is_blocked(name):
+            return Rejection(503, "document_busy", "the document is being renamed or deleted; retry")
         query = dict(parse_qsl(parts.query))
+        generation = self.guard.generation(name)
         try:
             identity, role = await authorize(
                 self.authenticator,
@@ -81,7 +97,9 @@ class Hub:
         except AuthError as exc:
             return Rejection(exc.status, exc.error, exc.detail)
         acks = query.get("acks", "0") in ("1", "true")
-        return Admission("y-websocket", name, role, acks, identity.user_id, identity.name, query)
+        return Admission(
+            "y-websocket", name, role, acks, identity.user_id, identity.name, query, identity, generation
+        )
 
 
 def parse_cookies(header: str) -> dict[str, str]:

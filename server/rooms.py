@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from persistence.base import Storage
 from server.events import EventBus
@@ -27,6 +28,7 @@ class RoomRegistry:
         self._rooms: dict[str, Room] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+        self._blocked: set[str] = set()
 
     def __len__(self) -> int:
         return len(self._rooms)
@@ -65,6 +67,21 @@ class RoomRegistry:
         if room is not None:
             room.shut(code, reason)
             await room.finished.wait()
+
+    def is_blocked(self, name: str) -> bool:
+        return name in self._blocked
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, *names: str, code: int, reason: str) -> AsyncIterator[None]:
+        """Evict `names` and keep new connections out of them (admission answers 503) meanwhile."""
+        taken = [n for n in names if n not in self._blocked]
+        self._blocked.update(taken)
+        try:
+            for name in names:
+                await self.evict(name, code, reason)
+            yield
+        finally:
+            self._blocked.difference_update(taken)
 
     async def close(self) -> None:
         """Stop accepting, let every room flush its commits, wait for all room tasks."""

@@ -1,0 +1,109 @@
+"""Documents API against a real server: list, create, describe, rename, delete, content; error cases."""
+
+from __future__ import annotations
+
+from pycrdt import Array, Doc, Map, Text
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed
+
+from client import connect
+from tests.support.http import request
+from tests.support.server_process import ServerProcess
+
+
+async def test_create_list_describe(server: ServerProcess) -> None:
+    port = server.port
+    for name in ("team/b", "team/a", "other/x"):
+        assert request(port, "POST", "/api/documents", {"name": name}).status == 201
+    assert request(port, "POST", "/api/documents", {"name": "team/a"}).status == 409
+    listed = request(port, "GET", "/api/documents?prefix=team/").json
+    assert [d["name"] for d in listed["documents"]] == ["team/a", "team/b"]
+    assert listed["next"] is None
+    page = request(port, "GET", "/api/documents?limit=1").json
+    assert [d["name"] for d in page["documents"]] == ["other/x"] and page["next"] == "other/x"
+    rest = request(port, "GET", "/api/documents?limit=5&after=other/x").json
+    assert [d["name"] for d in rest["documents"]] == ["team/a", "team/b"]
+    described = request(port, "GET", "/api/documents/team/a").json
+    assert described["name"] == "team/a" and described["last_seq"] == 0 and described["epoch"]
+
+
+async def test_content_as_json_and_as_update(server: ServerProcess) -> None:
+    doc: Doc = Doc()
+    async with connect(server.ws("notes/1"), doc) as client:
+        doc.get("body", type=Text).insert(0, "héllo 😀")
+        doc.get("meta", type=Map)["title"] = "Notes"
+        doc.get("items", type=Array).append("one")
+        await client.flushed()
+        reply = request(server.port, "GET", "/api/documents/notes/1/-/content")
+        assert reply.status == 200
+        roots = reply.json["roots"]
+        assert roots["body"] == {"type": "text", "value": "héllo 😀"}
+        assert roots["meta"] == {"type": "map", "value": {"title": "Notes"}}
+        assert roots["items"] == {"type": "array", "value": ["one"]}
+        assert int(reply.headers["x-cocreate-seq"]) >= 1
+    # unloaded now: the same content comes from storage
+    update = request(server.port, "GET", "/api/documents/notes/1/-/content?format=update")
+    assert update.headers["content-type"] == "application/octet-stream"
+    copy = Doc()
+    copy.apply_update(update.body)
+    assert str(copy.get("body", type=Text)) == "héllo 😀"
+
+
+async def test_rename_moves_document_and_closes_its_connections(server: ServerProcess) -> None:
+    doc: Doc = Doc()
+    async with ws_connect(server.ws("old/name")) as raw:
+        await raw.recv()
+        async with connect(server.ws("old/name"), doc) as client:
+            doc.get("t", type=Text).insert(0, "kept")
+            await client.flushed()
+            reply = request(server.port, "PATCH", "/api/documents/old/name", {"name": "new/name"})
+            assert reply.status == 200 and reply.json["name"] == "new/name"
+        try:
+            while True:
+                await raw.recv()
+        except ConnectionClosed:
+            assert raw.close_code == 4404
+    assert request(server.port, "GET", "/api/documents/old/name").status == 404
+    content = request(server.port, "GET", "/api/documents/new/name/-/content").json
+    assert content["roots"]["t"]["value"] == "kept"
+
+
+async def test_delete_then_recreate_gets_a_new_epoch_and_empty_content(server: ServerProcess) -> None:
+    doc: Doc = Doc()
+    async with connect(server.ws("gone"), doc) as client:
+        doc.get("t", type=Text).insert(0, "old text")
+        await client.flushed()
+        epoch = request(server.port, "GET", "/api/documents/gone").json["epoch"]
+    assert request(server.port, "DELETE", "/api/documents/gone").status == 204
+    assert request(server.port, "GET", "/api/documents/gone").status == 404
+    assert request(server.port, "DELETE", "/api/documents/gone").status == 404
+    created = request(server.port, "POST", "/api/documents", {"name": "gone"}).json
+    assert created["epoch"] != epoch
+    # The old copy, reconnecting, is refused for good instead of merging its stale text back in.
+    async with connect(server.ws("gone"), doc, wait_synced=False) as stale:
+        await stale.wait_closed(timeout=10)
+        assert stale.closed_reason is not None and "4404" in stale.closed_reason
+    content = request(server.port, "GET", "/api/documents/gone/-/content").json
+    assert content["roots"] == {}
+
+
+async def test_error_cases(server: ServerProcess) -> None:
+    port = server.port
+    assert request(port, "GET", "/api/documents/nope").status == 404
+    assert request(port, "GET", "/api/documents/nope/-/content").status == 404
+    assert request(port, "DELETE", "/api/documents/nope").status == 404
+    assert request(port, "PATCH", "/api/documents/nope", {"name": "x"}).status == 404
+    bad = request(port, "POST", "/api/documents", {"name": "a//b"})
+    assert bad.status == 422 and bad.json["error"] == "invalid_document_name" and bad.json["field"] == "name"
+    assert request(port, "POST", "/api/documents", {"name": 5}).json["field"] == "name"
+    assert request(port, "POST", "/api/documents", raw=b"{not json").status == 422
+    assert request(port, "POST", "/api/documents", raw=b"[1]").status == 422
+    assert request(port, "POST", "/api/documents", raw=b"x" * 300_000).status == 413
+    assert request(port, "GET", "/api/documents?limit=0").status == 422
+    assert request(port, "GET", "/api/documents?limit=abc").json["field"] == "limit"
+    assert request(port, "GET", "/api/documents/a/../b").status in (404, 422)
+    request(port, "POST", "/api/documents", {"name": "exists"})
+    request(port, "POST", "/api/documents", {"name": "taken"})
+    assert request(port, "PATCH", "/api/documents/exists", {"name": "taken"}).status == 409
+    assert request(port, "GET", "/api/documents/exists/-/content?format=xml").status == 422
+    assert request(port, "GET", "/api/documents/exists/-/content?root=t:bogus").status == 422
