@@ -10,6 +10,15 @@ import pytest
 from tests.support.server_process import ServerProcess, running_server
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--cycles", type=int, default=20, help="kill -9 cycles in the crash test (default 20)")
+
+
+@pytest.fixture
+def request_cycles(request: pytest.FixtureRequest) -> int:
+    return int(request.config.getoption("--cycles"))
+
+
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[ServerProcess]:
     """A `cocreate serve` subprocess on SQLite in a temp dir, stopped after the test."""
