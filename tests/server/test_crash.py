@@ -100,9 +100,7 @@ async def test_sigkill_at_random_moments_loses_no_acknowledged_edit(
         record = await storage.get_document(name)
         assert record is not None
         replay: Doc[Any] = Doc()
-        seq = 0
-        for row in await storage.read_updates(record.id):
-            seq += 1
+        for seq, row in enumerate(await storage.read_updates(record.id), 1):
             assert row.seq == seq, "gap in the log"
             replay.apply_update(row.data)
     finally:
