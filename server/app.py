@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import logging
@@ -19,7 +20,7 @@ from starlette.routing import Route
 from persistence.access import access_store_for
 from persistence.base import Storage, StorageError
 from persistence.factory import open_storage
-from server import access_api, documents_api, http
+from server import access_api, documents_api, http, offload
 from server.access import MIN_SECRET_BYTES, TokenAuthenticator
 from server.auth import Authenticator, LocalAuthenticator
 from server.events import EventBus
@@ -58,11 +59,14 @@ def build(settings: Settings, storage: Storage | None = None) -> tuple[Starlette
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.open()
+        sweeper = asyncio.create_task(hub.sweep_forever(), name="sweeper")
         try:
             yield
         finally:
+            sweeper.cancel()
             await registry.close()
             await store.close()
+            offload.shutdown()
 
     async def http_exception(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)

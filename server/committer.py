@@ -69,6 +69,11 @@ class Committer:
         self._wanted.set()
 
     @property
+    def stored_bytes(self) -> int:
+        """Approximate size of the document in storage: its snapshot plus the log after it."""
+        return self.snapshot_bytes + self.tail_bytes
+
+    @property
     def has_uncommitted(self) -> bool:
         return bool(self._pending)
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from persistence.access import AccessStore, MemoryAccessStore
@@ -12,6 +14,7 @@ from persistence.base import Storage
 from server.auth import Authenticator, AuthError, Credentials, Identity, Role, authorize
 from server.events import EventBus
 from server.guard import AccessGuard
+from server.limits import LimitCounters
 from server.names import InvalidName, normalize_name
 from server.rooms import RoomRegistry
 from server.settings import Settings
@@ -29,6 +32,12 @@ class Admission:
     identity: Identity | None = None  # who (token claims included); None: Identity(author, name)
     generation: int = 0  # the document's access generation before the check (`AccessGuard.track`)
     credentials: Credentials | None = None  # Hocuspocus: the handshake's, used when Auth has no token
+
+
+class Swept(Protocol):
+    """An open websocket the hub checks periodically for idleness."""
+
+    def sweep(self, now: float) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +69,36 @@ class Hub:
         self.access: AccessStore = access if access is not None else MemoryAccessStore()
         self.guard = AccessGuard(authenticator, clock)  # live re-checks of open connections
         self.connections = 0
+        self.limits = LimitCounters()
+        self.per_address: Counter[str] = Counter()
+        self.sockets: set[Swept] = set()
         self._tasks: set[asyncio.Future[None]] = set()
+
+    def check_address(self, address: str) -> Rejection | None:
+        """Refuse a handshake from an address that already has too many open websockets."""
+        limit = self.settings.connections_per_address
+        if limit > 0 and self.per_address[address] >= limit:
+            self.limits.hit("connections_per_address", address)
+            return Rejection(429, "too_many_connections", f"at most {limit} connections per address")
+        return None
+
+    def opened(self, address: str, connection: Swept) -> None:
+        self.per_address[address] += 1
+        self.sockets.add(connection)
+
+    def closed(self, address: str, connection: Swept) -> None:
+        self.per_address[address] -= 1
+        if self.per_address[address] <= 0:
+            del self.per_address[address]
+        self.sockets.discard(connection)
+
+    async def sweep_forever(self, every: float = 2.0) -> None:
+        """Ping quiet connections and close idle ones (no input, not even a pong, for `idle_timeout`)."""
+        while True:
+            await asyncio.sleep(every)
+            now = asyncio.get_running_loop().time()
+            for connection in list(self.sockets):
+                connection.sweep(now)
 
     def track(self, task: asyncio.Future[None]) -> None:
         """Keep a reference to a background task until it ends (no fire-and-forget)."""

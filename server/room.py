@@ -14,13 +14,14 @@ from crdt.errors import ApplyFailed, CoreError, InvalidUpdate, UpdateAhead
 from crdt.messages import AwarenessMessage, Epoch, Message, SyncStep1, SyncUpdate, encode_message
 from crdt.messages import DocumentEvent as EventMessage
 from crdt.sync import AwarenessQueried, AwarenessReceived, Event, SyncRequested, UpdateReceived, WriteRefused
-from crdt.validation import UpdateLimits, validate_state_vector, validate_update
+from crdt.validation import UpdateLimits, UpdateSummary, validate_state_vector, validate_update
 from persistence.base import DocumentExists, DocumentRecord, NewUpdate, Storage, StorageError
 from server.committer import Committer
 from server.epochs import CLOSE_DOCUMENT_GONE, STALE_REASON, is_stale, retired_clocks
 from server.events import DocumentEvent, EventBus
 from server.frames import binary_frame
 from server.loading import load_state
+from server.offload import validate_large_update
 from server.peer import Peer
 from server.settings import Settings
 
@@ -53,6 +54,11 @@ class _Wake:
 
 
 _Item = _Join | _Leave | _Incoming | _Wake
+
+
+class DocumentFull(CoreError):
+    close_code = 4413
+    reason = "the document reached its size limit; only deletions are accepted"
 
 
 class StaleCopy(CoreError):
@@ -91,6 +97,7 @@ class Room:
         self._failed = False
         self._tainted = False
         self._shutdown: tuple[int, str] | None = None
+        self._prevalidated: dict[tuple[int, int], UpdateSummary | InvalidUpdate] = {}
 
     # -- called by transports and the registry -----------------------------------------
     def join(self, peer: Peer) -> None:
@@ -150,9 +157,13 @@ class Room:
         inbox = self._inbox
         assert self.committer is not None
         while True:
-            self._handle(await inbox.get())
+            item = await inbox.get()
+            await self._prevalidate(item)
+            self._handle(item)
             while not self._tainted and not self._failed and not inbox.empty():
-                self._handle(inbox.get_nowait())
+                item = inbox.get_nowait()
+                await self._prevalidate(item)
+                self._handle(item)
             if self._failed:
                 return
             if self._tainted:
@@ -196,7 +207,8 @@ class Room:
         self.peers.add(peer)
         if peer.session.acks:
             peer.session.send(Epoch(self.record.epoch))
-        peer.session.send(SyncStep1(self.document.state_vector()))
+        if peer.session.opens_sync:  # y-websocket; Hocuspocus waits for the client's SyncStep1
+            peer.session.send(SyncStep1(self.document.state_vector()))
         states = self.awareness.encode_all()
         if states is not None:
             peer.session.send(AwarenessMessage(states))
@@ -218,6 +230,8 @@ class Room:
                 claimed = validate_state_vector(state_vector, self.limits)
                 if is_stale(claimed, self._known(), self._retired):
                     raise StaleCopy()
+                if not peer.session.opens_sync:  # Hocuspocus: our SyncStep1 answers theirs, then step 2
+                    peer.session.send(SyncStep1(self.document.state_vector()))
                 peer.session.send_step2(self.document.diff(state_vector))
             case AwarenessReceived(payload):
                 accepted = self.awareness.apply(peer.id, decode_awareness(payload))
@@ -227,6 +241,11 @@ class Room:
                 states = self.awareness.encode_all()
                 if states is not None:
                     peer.session.send(AwarenessMessage(states))
+            case WriteRefused(index, reason, update) if update is not None:
+                if self.document.holds(update, self.limits):  # a read-only peer's step 2 (Hocuspocus)
+                    peer.session.acknowledge(index)
+                else:
+                    peer.session.refuse(index, reason)
             case WriteRefused():
                 pass  # the session already told the peer
 
@@ -235,17 +254,43 @@ class Room:
             self._known_state = self.document.clock_state()
         return self._known_state
 
+    async def _prevalidate(self, item: _Item) -> None:
+        """Validate a very large update in a worker process, so other rooms keep being served."""
+        if not isinstance(item, _Incoming) or not isinstance(item.event, UpdateReceived):
+            return
+        update, peer = item.event.update, item.peer
+        if len(update) <= self.settings.offload_update_size or peer not in self.peers:
+            return
+        foreign = frozenset(
+            c for c in self.awareness.states() if c in _ForeignClients(self.awareness, peer.id)
+        )
+        try:
+            outcome: UpdateSummary | InvalidUpdate = await validate_large_update(
+                update, self._known(), self.awareness.owned_by(peer.id), foreign, self.limits
+            )
+        except InvalidUpdate as exc:
+            outcome = exc
+        self._prevalidated[(peer.id, item.event.index)] = outcome
+
+    def _validate(self, peer: Peer, update: bytes, index: int, known: dict[int, int]) -> UpdateSummary:
+        outcome = self._prevalidated.pop((peer.id, index), None)
+        if isinstance(outcome, InvalidUpdate):
+            raise outcome
+        if outcome is not None:
+            return outcome
+        return validate_update(
+            update,
+            known_state=known,
+            owned_clients=self.awareness.owned_by(peer.id),
+            foreign_owned=_ForeignClients(self.awareness, peer.id),
+            limits=self.limits,
+        )
+
     def _apply(self, peer: Peer, update: bytes, index: int) -> None:
         assert self.committer is not None
         known = self._known()
         try:
-            summary = validate_update(
-                update,
-                known_state=known,
-                owned_clients=self.awareness.owned_by(peer.id),
-                foreign_owned=_ForeignClients(self.awareness, peer.id),
-                limits=self.limits,
-            )
+            summary = self._validate(peer, update, index, known)
         except UpdateAhead as exc:
             peer.session.refuse(index, exc.detail)  # benign race: its next step 2 carries it again
             return
@@ -255,6 +300,9 @@ class Room:
         if is_stale({c: end for c, (_, end) in summary.clients.items()}, known, self._retired):
             peer.session.refuse(index, STALE_REASON)
             raise StaleCopy()
+        if summary.struct_count and self.committer.stored_bytes > self.settings.max_document_size:
+            peer.session.refuse(index, DocumentFull.reason)
+            raise DocumentFull(f"over {self.settings.max_document_size} bytes")
         try:
             delta = self.document.apply(update)
         except ApplyFailed as exc:

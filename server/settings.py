@@ -22,12 +22,39 @@ class Settings:
     data_dir: Path = setting(Path("data"), "folder for the default SQLite database")  # noqa: RUF009
     database_url: str | None = setting(None, "SQLAlchemy URL; default: SQLite file in data_dir")
     ws_path: str = setting("/ws/", "URL prefix of the y-websocket endpoint")
+    secret: str | None = field(  # never logged, shown or repr'd; prefer COCREATE_SECRET to --secret
+        default=None,
+        repr=False,
+        metadata={
+            "help": "HS256 key signing access tokens; unset: local mode, full rights",
+            "sensitive": True,
+        },
+    )
 
     max_message_size: int = setting(32 * 1024 * 1024, "largest websocket message accepted (close 1009)")
     outbox_limit: int = setting(8 * 1024 * 1024, "bytes buffered for a slow reader before close 1013")
     inbox_pause_bytes: int = setting(4 * 1024 * 1024, "unprocessed input that pauses reading a socket")
     handshake_timeout: float = setting(10.0, "seconds for a websocket handshake to complete")
     close_timeout: float = setting(5.0, "seconds to flush and close on shutdown")
+    idle_timeout: float = setting(90.0, "close a connection that sent nothing (not even a pong) this long")
+    ping_interval: float = setting(20.0, "seconds between server pings on quiet connections; 0: off")
+    connections_per_address: int = setting(2000, "open websockets per client IP address (HTTP 429)")
+    message_rate: float = setting(2000.0, "messages per second per connection before reading is throttled")
+    message_burst: int = setting(5000, "messages a connection may send at once before the rate applies")
+    byte_rate: float = setting(16 * 1024 * 1024, "input bytes per second per connection before throttling")
+    max_document_size: int = setting(
+        256 * 1024 * 1024, "approximate stored bytes of a document beyond which inserts are refused"
+    )
+    offload_update_size: int = setting(
+        256 * 1024, "updates larger than this are validated in a worker process, off the event loop"
+    )
+
+    hocuspocus_path: str = setting("/hocuspocus", "URL path of the Hocuspocus endpoint; empty: disabled")
+    hocuspocus_max_documents: int = setting(256, "documents one Hocuspocus socket may address (close 1008)")
+    hocuspocus_pending_documents: int = setting(64, "Hocuspocus documents awaiting auth, per socket (1008)")
+    hocuspocus_pending_bytes: int = setting(4 * 1024 * 1024, "bytes queued before auth, per socket (1008)")
+    hocuspocus_pending_messages: int = setting(1000, "messages queued before auth, per socket (1008)")
+    hocuspocus_ping_interval: float = setting(15.0, "seconds between pings to Hocuspocus 4 providers; 0: off")
 
     snapshot_min_updates: int = setting(1000, "log rows after the last snapshot that trigger compaction")
     snapshot_log_ratio: float = setting(1.0, "compact when log tail bytes exceed snapshot bytes x this")
@@ -37,7 +64,12 @@ class Settings:
     )
 
     def describe(self) -> dict[str, Any]:
-        return {f.name: str(getattr(self, f.name)) for f in fields(self)}
+        return {
+            f.name: "***"
+            if f.metadata.get("sensitive") and getattr(self, f.name)
+            else str(getattr(self, f.name))
+            for f in fields(self)
+        }
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -18,6 +18,7 @@ from websockets.server import ServerProtocol
 
 from server.frames import binary_frame
 from server.hub import Admission, Hub, Rejection
+from server.limits import TokenBucket
 
 log = logging.getLogger("cocreate.ws")
 _protocol_log = logging.getLogger("cocreate.ws.frames")
@@ -67,10 +68,19 @@ class WebSocketConnection(asyncio.Protocol):
         self._loop = _loop or asyncio.get_event_loop()
         self._timer: asyncio.TimerHandle | None = None
         self._pending_input = 0
-        self._reading_paused = False
         self._closing = False
         self._close_code: int | None = None
         self._early_frames: list[Frame] = []
+        settings = hub.settings
+        self.peer_ip = "-"
+        self._counted = False
+        self._pause_reasons: set[str] = set()
+        self._last_input = self._loop.time()
+        self._ping_outstanding = False
+        self._message_bucket = TokenBucket(settings.message_rate, settings.message_burst)
+        byte_burst = max(settings.byte_rate, settings.max_message_size)
+        self._byte_bucket = TokenBucket(settings.byte_rate, byte_burst)
+        self._throttled_once = False
 
     # -- asyncio.Protocol --------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -79,11 +89,14 @@ class WebSocketConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if peer:
             self.peer_address = f"{peer[0]}:{peer[1]}"
+            self.peer_ip = str(peer[0])
         if self._server_connections is not None:
             self._server_connections.add(self)
         self._timer = self._loop.call_later(self.hub.settings.handshake_timeout, self._handshake_timed_out)
 
     def data_received(self, data: bytes) -> None:
+        self._last_input = self._loop.time()
+        self._ping_outstanding = False
         protocol = self.protocol
         protocol.receive_data(data)
         try:
@@ -114,6 +127,9 @@ class WebSocketConnection(asyncio.Protocol):
             self._timer.cancel()
         if self._server_connections is not None:
             self._server_connections.discard(self)
+        if self._counted:
+            self._counted = False
+            self.hub.closed(self.peer_ip, self)
         self._closing = True
         channel = self.channel
         if channel is not None:
@@ -144,7 +160,7 @@ class WebSocketConnection(asyncio.Protocol):
     async def _admit(self, request: Request) -> None:
         headers = {k.lower(): v for k, v in request.headers.raw_items()}
         try:
-            decision = await self.hub.admit(request.path, headers)
+            decision = self.hub.check_address(self.peer_ip) or await self.hub.admit(request.path, headers)
         except Exception:
             log.exception("conn=%d: admission failed", self.id)
             decision = Rejection(500, "internal_error", "the server failed to admit the connection")
@@ -160,6 +176,8 @@ class WebSocketConnection(asyncio.Protocol):
             self._finish_after_flush()
             return
         self.hub.connections += 1
+        self.hub.opened(self.peer_ip, self)
+        self._counted = True
         self.channel = self.channels[decision.endpoint](self, decision)
         log.info("open conn=%d %s peer=%s", self.id, self.channel.describe(), self.peer_address)
         self.transport.resume_reading()
@@ -188,6 +206,7 @@ class WebSocketConnection(asyncio.Protocol):
             return
         if frame.opcode is Opcode.BINARY:
             data = frame.data
+            self._throttle(len(data))
             self.channel.receive(data if isinstance(data, bytes) else bytes(data))
         elif frame.opcode is Opcode.TEXT:
             self.close(1003, "text frames are not supported; send binary messages")
@@ -214,20 +233,50 @@ class WebSocketConnection(asyncio.Protocol):
     def received(self, nbytes: int) -> None:
         """`nbytes` of input were queued for processing: stop reading when too much is pending."""
         self._pending_input += nbytes
-        if (
-            self._pending_input > self.hub.settings.inbox_pause_bytes
-            and self.transport
-            and not self._reading_paused
-        ):
-            self._reading_paused = True
-            self.transport.pause_reading()
+        if self._pending_input > self.hub.settings.inbox_pause_bytes:
+            self._pause("backlog")
 
     def processed(self, nbytes: int) -> None:
         self._pending_input -= nbytes
-        if self._reading_paused and self._pending_input <= self.hub.settings.inbox_pause_bytes // 4:
-            self._reading_paused = False
-            if self.transport is not None and not self.transport.is_closing():
-                self.transport.resume_reading()
+        if self._pending_input <= self.hub.settings.inbox_pause_bytes // 4:
+            self._resume("backlog")
+
+    def sweep(self, now: float) -> None:
+        """Called every few seconds by the hub: ping a quiet peer, close an idle one."""
+        if self.channel is None or self._closing or self._pause_reasons:
+            return
+        settings = self.hub.settings
+        quiet = now - self._last_input
+        if quiet > settings.idle_timeout:
+            self.hub.limits.hit("idle_timeout", f"conn={self.id} quiet {quiet:.0f}s", quiet=True)
+            self.close(1001, "idle timeout")
+        elif settings.ping_interval > 0 and quiet > settings.ping_interval and not self._ping_outstanding:
+            self._ping_outstanding = True
+            self.protocol.send_ping(b"cocreate")
+            self._write_protocol_output()
+
+    def _throttle(self, nbytes: int) -> None:
+        """Token buckets on messages and bytes: over the rate, stop reading for as long as it takes."""
+        now = self._loop.time()
+        wait = max(self._message_bucket.take(1, now), self._byte_bucket.take(nbytes, now))
+        if wait <= 0 or "rate" in self._pause_reasons:
+            return
+        self.hub.limits.hit("message_rate", f"conn={self.id} throttled", quiet=self._throttled_once)
+        self._throttled_once = True
+        self._pause("rate")
+        self._loop.call_later(wait, self._resume, "rate")
+
+    def _pause(self, reason: str) -> None:
+        if not self._pause_reasons and self.transport is not None and not self.transport.is_closing():
+            self.transport.pause_reading()
+        self._pause_reasons.add(reason)
+
+    def _resume(self, reason: str) -> None:
+        if reason not in self._pause_reasons:
+            return
+        self._pause_reasons.discard(reason)
+        if not self._pause_reasons and self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
 
     def close(self, code: int, reason: str) -> None:
         if self._closing or self.transport is None:
