@@ -92,8 +92,10 @@ class Hub:
             del self.per_address[address]
         self.sockets.discard(connection)
 
-    async def sweep_forever(self, every: float = 2.0) -> None:
+    async def sweep_forever(self) -> None:
         """Ping quiet connections and close idle ones (no input, not even a pong, for `idle_timeout`)."""
+        settings = self.settings
+        every = min(2.0, settings.idle_timeout / 4, settings.ping_interval / 2 or 2.0)
         while True:
             await asyncio.sleep(every)
             now = asyncio.get_running_loop().time()

@@ -175,7 +175,7 @@ def test_issue_repros_are_refused_quickly_in_every_mode(name: str, mode: dict[st
     started = time.perf_counter()
     with pytest.raises(InvalidUpdate):
         validate_update(REPROS[name], **mode)  # type: ignore[arg-type]
-    assert time.perf_counter() - started < 1.0
+    assert time.perf_counter() - started < 10.0  # quadratic work would take minutes; linear is ~0.2 s
 
 
 def test_non_atomic_repro_is_well_formed_so_it_passes_and_the_room_must_handle_taint() -> None:
@@ -269,7 +269,7 @@ def test_json_text_depth_is_measured_in_linear_time() -> None:
     validate_update(embed("[" + "[]," * 300_000 + "[]]"))
     with pytest.raises(InvalidUpdate, match="nesting deeper than 64"):
         validate_update(embed("[" * 65 + '"' + '\\"' * 300_000))  # unclosed string of escaped quotes
-    assert time.perf_counter() - started < 1.0
+    assert time.perf_counter() - started < 10.0  # quadratic work would take minutes; linear is ~0.2 s
 
 
 def test_limits_are_configurable() -> None:
@@ -475,7 +475,7 @@ def test_hostile_bytes_only_raise_invalid_update_and_accepted_ones_do_not_crash_
             accepted.append(data)
         except InvalidUpdate:
             pass
-        assert time.perf_counter() - started < 0.5
+        assert time.perf_counter() - started < 5.0  # bounded work per input (generous: shared CI cores)
 
     @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(st.one_of(st.binary(max_size=300), st.tuples(st.integers(0, 2**32), st.sampled_from(seeds))))
