@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-NODE_DIRS := tests/interop
+NODE_DIRS := tests/interop tests/hocuspocus tests/comments
 NODE_STAMPS := $(addsuffix /node_modules/.installed,$(NODE_DIRS))
 ARGS ?=
 

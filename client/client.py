@@ -129,13 +129,14 @@ class Client:
             self._send_awareness()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(outbox.join(), 1.0)
+        ws = self._ws
+        if ws is not None:  # a clean close (1000) first; the run loop then ends by itself
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(), 2.0)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
-        if self._ws is not None:
-            with contextlib.suppress(Exception):
-                await self._ws.close()
         self.doc.unobserve(self._subscription)
 
     # -- internals ---------------------------------------------------------------------

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from typing import Any
 
 from pycrdt import Doc, TransactionEvent, merge_updates
 
-from crdt.errors import ApplyFailed, DecodeError
+from crdt.errors import ApplyFailed, DecodeError, InvalidUpdate
 from crdt.lib0 import Decoder, encode_var_uint
+from crdt.validation import UpdateLimits, validate_update
 
 EMPTY_UPDATE = b"\x00\x00"
 """An update with no structs and an empty delete set."""
@@ -93,9 +95,40 @@ class Document:
     def encode_state(self) -> bytes:
         return self.diff(None)
 
+    def holds(self, update: bytes, limits: UpdateLimits) -> bool:
+        """Whether applying `update` (untrusted; validated here) would change nothing: every struct
+        is known and every deletion already made (Yjs `snapshotContainsUpdate`)."""
+        try:
+            summary = validate_update(update, limits=limits)
+            known = self.clock_state()
+            if any(end > known.get(client, 0) for client, (_, end) in summary.clients.items()):
+                return False
+            if not summary.deleted:
+                return True
+            done = validate_update(self.diff(self.state_vector()), limits=limits).deleted  # delete set
+        except (InvalidUpdate, ApplyFailed):
+            return False
+        return all(_covered(ranges, done.get(client, [])) for client, ranges in summary.deleted.items())
+
     def close(self) -> None:
         self.doc.unobserve(self._subscription)
 
 
 def _merge(updates: list[bytes]) -> bytes:
     return merge_updates(*updates)
+
+
+def _covered(ranges: list[tuple[int, int]], within: list[tuple[int, int]]) -> bool:
+    """Whether every (clock, length) range lies inside the union of the `within` ranges."""
+    merged: list[list[int]] = []
+    for clock, length in sorted(within):
+        if merged and clock <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], clock + length)
+        else:
+            merged.append([clock, clock + length])
+    starts = [start for start, _ in merged]
+    for clock, length in ranges:
+        i = bisect_right(starts, clock) - 1
+        if i < 0 or clock + length > merged[i][1]:
+            return False
+    return True

@@ -59,6 +59,9 @@ class UpdateReceived:
 class WriteRefused:
     index: int
     reason: str
+    # Set when the session left the answer to its owner (Hocuspocus, a read-only SyncStep2):
+    # `acknowledge(index)` if the server already holds everything in it, else `refuse(index, reason)`.
+    update: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +119,8 @@ READ_ONLY_REASON = "this connection may not edit the document"
 
 class SyncSession:
     """The sync protocol of one connection, for either end."""
+
+    opens_sync = True  # server role: send SyncStep1 on join (Hocuspocus answers the client's instead)
 
     def __init__(
         self,

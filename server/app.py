@@ -20,7 +20,7 @@ from starlette.routing import Route
 from persistence.access import access_store_for
 from persistence.base import Storage, StorageError
 from persistence.factory import open_storage
-from server import access_api, documents_api, http, offload
+from server import access_api, comments_api, documents_api, http, offload
 from server.access import MIN_SECRET_BYTES, TokenAuthenticator
 from server.auth import Authenticator, LocalAuthenticator
 from server.events import EventBus
@@ -34,7 +34,7 @@ from server.ywebsocket import YWebSocketPeer
 
 log = logging.getLogger("cocreate")
 
-ROUTE_MODULES = [http, documents_api, access_api]
+ROUTE_MODULES = [http, documents_api, access_api, comments_api]
 
 
 def build(settings: Settings, storage: Storage | None = None) -> tuple[Starlette, Hub]:

@@ -1,4 +1,4 @@
-"""The `cocreate` command line: `cocreate serve` (more subcommands join as features land)."""
+"""The `cocreate` command line: `cocreate serve`, `cocreate token` (more subcommands as features land)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import sys
+import time
 from collections.abc import Sequence
 
 from server.settings import Settings, setting_fields
@@ -23,11 +25,42 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     serve.add_argument("--log-level", default="info")
 
 
+def _token_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    token = sub.add_parser("token", help="print a signed access token (last line of the output)")
+    token.add_argument("--user", required=True, help="user id (the author recorded in the log)")
+    token.add_argument("--name", default=None, help="display name shown to others (default: the user id)")
+    token.add_argument("--grant", action="append", default=[], metavar="PATTERN=ROLE",
+                       help="e.g. 'team/*=editor', 'notes/plan=viewer', '*=owner'; repeatable")  # fmt: skip
+    token.add_argument("--ttl", default="8h", help="lifetime: 90s, 15m, 8h, 7d (default: 8h)")
+    token.add_argument("--secret", default=None, help="signing secret (default: $COCREATE_SECRET)")
+
+
+def _print_token(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from server.tokens import issue, parse_duration, parse_grant
+
+    secret = args.secret or os.environ.get("COCREATE_SECRET", "")
+    if not secret:
+        parser.error("no secret: pass --secret or set COCREATE_SECRET (the server's secret)")
+    try:
+        grants = dict(parse_grant(text) for text in args.grant)
+        ttl = parse_duration(args.ttl)
+        token = issue(args.user, args.name or args.user, grants, now=time.time(), ttl=ttl, secret=secret)
+    except ValueError as exc:
+        parser.error(str(exc))
+    summary = ", ".join(f"{p}={r.name.lower()}" for p, r in grants.items()) or "no grants"
+    print(f"token for {args.user!r} ({summary}), valid {args.ttl}:", file=sys.stderr)
+    print(token)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cocreate", description="real-time collaborative editing server")
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
+    _token_parser(sub)
     args = parser.parse_args(argv)
+    if args.command == "token":
+        return _print_token(args, parser)
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -75,7 +75,9 @@ async def rename(hub: Hub, name: str, new_name: str) -> DocumentRecord:
     async with hub.registry.exclusive(
         name, new_name, code=CLOSE_DOCUMENT_GONE, reason=f"renamed to {new_name}"
     ):
-        return await hub.storage.rename_document(name, new_name, hub.clock())
+        record = await hub.storage.rename_document(name, new_name, hub.clock())
+        await hub.access.move_document(name, new_name)  # its access list and invites follow it
+        return record
 
 
 async def delete(hub: Hub, name: str) -> None:

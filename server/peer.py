@@ -2,9 +2,41 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Protocol
 
-from crdt.sync import SyncSession
+from crdt.messages import Message
+
+peer_ids = itertools.count(1)
+"""Every peer of every channel draws its id here: rooms key awareness ownership by peer id."""
+
+
+class Session(Protocol):
+    """A peer's sync state machine as the room drives it (`crdt.sync.SyncSession` for y-websocket,
+    `crdt.hocuspocus.HocuspocusSession` for Hocuspocus)."""
+
+    @property
+    def acks(self) -> bool:
+        """Whether the peer understands cocreate's extension messages (ack, epoch, events)."""
+
+    @property
+    def opens_sync(self) -> bool:
+        """True: the server sends its SyncStep1 on join. False: in answer to the peer's SyncStep1,
+        just before the SyncStep2 (Hocuspocus)."""
+
+    @property
+    def read_only(self) -> bool: ...
+
+    def send(self, message: Message) -> None: ...
+
+    def send_step2(self, update: bytes) -> None: ...
+
+    def acknowledge(self, index: int) -> None:
+        """Update-carrying messages up to `index` are durably committed."""
+
+    def refuse(self, index: int, reason: str) -> None: ...
+
+    def data_to_send(self) -> list[bytes]: ...
 
 
 class Peer(Protocol):
@@ -12,9 +44,11 @@ class Peer(Protocol):
 
     id: int
     author: str
-    session: SyncSession
     prefix: bytes  # put before every message on this peer's wire (Hocuspocus: the document name)
     expected_epoch: str | None  # the epoch the client's copy belongs to, if it told us
+
+    @property
+    def session(self) -> Session: ...
 
     @property
     def open(self) -> bool: ...

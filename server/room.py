@@ -242,7 +242,10 @@ class Room:
                 if states is not None:
                     peer.session.send(AwarenessMessage(states))
             case WriteRefused(index, reason, update) if update is not None:
-                if self.document.holds(update, self.limits):  # a read-only peer's step 2 (Hocuspocus)
+                # a read-only peer's step 2 (Hocuspocus): "applied" when it holds nothing new;
+                # checked on the event loop, so only up to the size validated here anyway
+                small = len(update) <= self.settings.offload_update_size
+                if small and self.document.holds(update, self.limits):
                     peer.session.acknowledge(index)
                 else:
                     peer.session.refuse(index, reason)
@@ -261,9 +264,7 @@ class Room:
         update, peer = item.event.update, item.peer
         if len(update) <= self.settings.offload_update_size or peer not in self.peers:
             return
-        foreign = frozenset(
-            c for c in self.awareness.states() if c in _ForeignClients(self.awareness, peer.id)
-        )
+        foreign = self.awareness.owned_by_others(peer.id)
         try:
             outcome: UpdateSummary | InvalidUpdate = await validate_large_update(
                 update, self._known(), self.awareness.owned_by(peer.id), foreign, self.limits

@@ -69,6 +69,7 @@ class WebSocketConnection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._pending_input = 0
         self._closing = False
+        self._finished = False  # the TCP connection is being closed
         self._close_code: int | None = None
         self._early_frames: list[Frame] = []
         settings = hub.settings
@@ -279,14 +280,25 @@ class WebSocketConnection(asyncio.Protocol):
             self.transport.resume_reading()
 
     def close(self, code: int, reason: str) -> None:
-        if self._closing or self.transport is None:
+        transport = self.transport
+        if self._closing or transport is None:
             return
         self._closing = True
         self._close_code = code
-        if self.protocol.state is State.OPEN:
-            self.protocol.send_close(code, reason)
-            self._write_protocol_output()
-        self._finish_after_flush()
+        if (
+            self.protocol.state is not State.OPEN
+            or transport.get_write_buffer_size() > self.hub.settings.outbox_limit
+        ):
+            self._finish_after_flush()
+            return
+        self.protocol.send_close(code, reason)
+        self._write_protocol_output()
+        # Keep reading (and discarding) until the peer's close frame: closing the socket while it is
+        # still sending would reset the connection and destroy our close frame in flight.
+        self._pause_reasons.clear()
+        if not transport.is_closing():
+            transport.resume_reading()
+        self._loop.call_later(self.hub.settings.close_timeout, _abort_if_open, transport)
 
     # -- helpers ------------------------------------------------------------------------
     def _write_protocol_output(self) -> None:
@@ -298,15 +310,16 @@ class WebSocketConnection(asyncio.Protocol):
                 transport.write(data)
             elif not transport.is_closing():
                 transport.write_eof() if transport.can_write_eof() else transport.close()
-        if self.protocol.close_expected() and not self._closing:
+        if self.protocol.close_expected() and not self._finished:
             self._closing = True
             self._finish_after_flush()
 
     def _finish_after_flush(self) -> None:
         """Close the TCP connection once written out, or abort it after the close timeout."""
         transport = self.transport
-        if transport is None:
+        if transport is None or self._finished:
             return
+        self._finished = True
         if transport.get_write_buffer_size() > self.hub.settings.outbox_limit:
             transport.abort()
             return

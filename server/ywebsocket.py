@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 
 from crdt.errors import CoreError
+from crdt.messages import AuthDenied
+from crdt.sync import AwarenessReceived, SyncSession
 from crdt.sync import Role as SyncRole
-from crdt.sync import SyncSession
-from server.auth import Role
+from server.access import stamp_presence
+from server.auth import Identity, Role
 from server.hub import Admission, Hub
+from server.peer import peer_ids
 from server.room import Room
 from server.transport import WebSocketConnection
 
 log = logging.getLogger("cocreate.ws")
-
-_peer_ids = itertools.count(1)
 
 
 class YWebSocketPeer:
@@ -25,11 +25,14 @@ class YWebSocketPeer:
 
     def __init__(self, connection: WebSocketConnection, admission: Admission, hub: Hub) -> None:
         self.connection = connection
-        self.id = next(_peer_ids)
+        self.id = next(peer_ids)  # shared with Hocuspocus peers: rooms key awareness by it
         self.author = admission.author
         self.display_name = admission.name
         self.document = admission.document
         self.expected_epoch = admission.query.get("epoch") or None
+        self.identity = admission.identity or Identity(admission.author, admission.name)
+        self.role = admission.role
+        self._stamp_presence = self.identity.expires_at is not None  # token identities only
         self.session = SyncSession(
             SyncRole.SERVER,
             read_only=admission.role < Role.EDITOR,
@@ -38,11 +41,15 @@ class YWebSocketPeer:
         )
         self.room: Room = hub.registry.enter(admission.document)
         self.room.join(self)
+        self._guard = hub.guard
+        hub.guard.track(self, admission.generation)
 
     # -- Channel -------------------------------------------------------------------------
     def receive(self, data: bytes) -> None:
         try:
             event = self.session.receive_data(data)
+            if self._stamp_presence and isinstance(event, AwarenessReceived):
+                event = AwarenessReceived(stamp_presence(event.payload, self.identity))
         except CoreError as exc:
             log.info("conn=%d: %s", self.connection.id, exc.detail)
             self.close(exc.close_code, exc.detail[:120])
@@ -53,10 +60,21 @@ class YWebSocketPeer:
             self.room.submit(self, event, len(data))
 
     def closed(self) -> None:
+        self._guard.untrack(self)
         self.room.leave(self)
 
     def describe(self) -> str:
         return f"doc={self.document!r} user={self.author}"
+
+    # -- Guarded (live access checks) ------------------------------------------------------
+    def change_role(self, role: Role) -> None:
+        self.role = role
+        self.session.read_only = role < Role.EDITOR
+
+    def deny(self, code: int, reason: str) -> None:
+        self.session.send(AuthDenied(reason))  # y-websocket's "permission denied" message
+        self.flush()
+        self.close(code, reason)
 
     # -- Peer ------------------------------------------------------------------------------
     @property

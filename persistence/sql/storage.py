@@ -123,6 +123,11 @@ class SqlStorage:
         """The database URL, password hidden."""
         return self._db.where
 
+    @property
+    def database(self) -> Database:
+        """The engine, for stores that live in the same database (access lists, ...)."""
+        return self._db
+
     async def open(self) -> None:
         """Create or upgrade the schema; `SchemaMismatch` leaves the storage closed."""
         await ensure_schema(self._db)

@@ -26,7 +26,12 @@ from sqlalchemy.types import TypeEngine
 VERSION_TABLE = "cocreate_schema_version"
 
 #: The tables a database at the current revision must hold (besides the version table).
-TABLE_NAMES = frozenset({"documents", "updates", "snapshots"})
+TABLE_NAMES = frozenset(
+    {
+        "documents", "updates", "snapshots", "access_entries", "invites",
+        "comment_threads", "comments", "comment_reactions", "comment_mentions", "document_events",
+    }
+)  # fmt: skip
 
 #: Document names compare by code point everywhere: SQLite's BINARY collation does that on UTF-8,
 #: PostgreSQL needs the "C" collation whatever the database's default collation is.
@@ -88,3 +93,35 @@ snapshots = Table(
     Column("data", LargeBinary(), nullable=False),
     PrimaryKeyConstraint("document_id", "seq"),
 )
+
+# Access lists and invites (revision 0002), keyed by document *name*: access may be granted before
+# the document exists, and a rename moves them along (`SqlAccessStore.move_document`).
+access_entries = Table(
+    "access_entries",
+    metadata,
+    Column("document", NAME_TYPE, nullable=False),
+    Column("user_id", NAME_TYPE, nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("granted_by", Text(), nullable=False),
+    Column("updated_at", Double(), nullable=False),
+    PrimaryKeyConstraint("document", "user_id"),
+)
+
+Index("ix_access_entries_user_id", access_entries.c.user_id)
+
+invites = Table(
+    "invites",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("code_hash", String(64), nullable=False, unique=True),
+    Column("document", NAME_TYPE, nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("created_by", Text(), nullable=False),
+    Column("created_at", Double(), nullable=False),
+    Column("expires_at", Double(), nullable=False),
+    Column("max_uses", BigInteger(), nullable=True),
+    Column("uses", BigInteger(), nullable=False),
+    Column("revoked_at", Double(), nullable=True),
+)
+
+Index("ix_invites_document", invites.c.document)

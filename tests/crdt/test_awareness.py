@@ -69,3 +69,23 @@ def test_a_connection_claims_a_bounded_number_of_ids() -> None:
     registry = AwarenessRegistry(AwarenessLimits(max_clients_per_connection=2))
     accepted = registry.apply("a", [AwarenessEntry(i, 1, "{}") for i in range(5)])
     assert [e.client_id for e in accepted] == [0, 1]
+
+
+def test_a_null_state_never_claims_an_id() -> None:
+    registry = AwarenessRegistry()
+    assert registry.apply("echo", [AwarenessEntry(5, 9, NULL_STATE)]) == []
+    assert registry.owner_of(5) is None
+
+
+def test_echoes_of_other_clients_never_claim_their_ids() -> None:
+    """y-websocket providers re-broadcast every state they learn, so a peer's connection relays ours."""
+    registry = AwarenessRegistry()
+    registry.apply("a", [AwarenessEntry(1, 1, '{"who":"a"}')])
+    registry.apply("b", [AwarenessEntry(2, 1, '{"who":"b"}')])
+    registry.release("a")
+    assert registry.apply("b", [AwarenessEntry(1, 2, NULL_STATE), AwarenessEntry(1, 1, '{"who":"a"}')]) == []
+    assert registry.owner_of(1) is None
+    assert registry.apply("a-again", [AwarenessEntry(1, 1, '{"who":"a"}')]) == [
+        AwarenessEntry(1, 3, '{"who":"a"}')  # bumped past the removal (clock 2) peers have seen
+    ]
+    assert registry.owner_of(1) == "a-again"
