@@ -9,7 +9,7 @@ from starlette.routing import Route
 from persistence.base import DocumentExists, DocumentNotFound, DocumentRecord
 from server import documents
 from server.auth import Role
-from server.http import HTTPError, JSONResponse, document_name, read_json, require
+from server.http import HTTPError, JSONResponse, document_name, identify, read_json, require
 from server.hub import Hub
 
 MAX_PAGE = 500
@@ -26,14 +26,21 @@ def routes(hub: Hub) -> list[Route]:
         prefix = request.query_params.get("prefix", "")
         after = request.query_params.get("after", "")
         limit = _int_param(request, "limit", 100, 1, MAX_PAGE)
-        await require(hub, request, prefix or "*", Role.VIEWER)
-        records = await hub.storage.list_documents(prefix=prefix, after=after, limit=limit + 1)
-        page = records[:limit]
+        identity = await identify(hub, request)
+        visible: list[DocumentRecord] = []
+        cursor, exhausted = after, False
+        while len(visible) <= limit and not exhausted:  # only what the caller may view
+            batch = await hub.storage.list_documents(prefix=prefix, after=cursor, limit=limit + 1)
+            exhausted = len(batch) <= limit
+            for record in batch:
+                if await hub.authenticator.role(identity, record.name) >= Role.VIEWER:
+                    visible.append(record)
+            if batch:
+                cursor = batch[-1].name
+        page = visible[:limit]
+        more = len(visible) > limit
         return JSONResponse(
-            {
-                "documents": [documents.describe(hub, r) for r in page],
-                "next": page[-1].name if len(records) > limit else None,
-            }
+            {"documents": [documents.describe(hub, r) for r in page], "next": page[-1].name if more else None}
         )
 
     async def create_document(request: Request) -> JSONResponse:

@@ -80,6 +80,15 @@ async def require(hub: Hub, request: Request, document: str, needed: Role) -> tu
         raise HTTPError(exc.status, exc.error, exc.detail) from None
 
 
+async def identify(hub: Hub, request: Request) -> Identity:
+    """Authenticate the request without checking any document (401 when it cannot be)."""
+    credentials = Credentials.from_request(request.query_params, request.headers, request.cookies)
+    try:
+        return hub.authenticator.identify(credentials, hub.clock())
+    except AuthError as exc:
+        raise HTTPError(exc.status, exc.error, exc.detail) from None
+
+
 def routes(hub: Hub) -> list[Route]:
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse(

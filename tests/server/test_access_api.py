@@ -300,3 +300,16 @@ def test_stamp_presence_refuses_malformed_or_deeply_nested_states() -> None:
     for payload in (b"\x05\x01", encode_awareness([deep])):
         with pytest.raises(DecodeError):
             stamp_presence(payload, who)
+
+
+async def test_listing_shows_only_documents_the_caller_may_view(server: Server) -> None:
+    for name in ("team/a", "team/abc", "zeta/x"):
+        assert (await server("POST", "/api/documents", OWNER if name.startswith("team") else None,
+                             json={"name": name})).status in (201, 401)  # fmt: skip
+    narrow = tok("nina", {"team/a": Role.VIEWER})
+    listed = (await server("GET", "/api/documents?prefix=team/a", narrow)).json()
+    assert [d["name"] for d in listed["documents"]] == ["team/a"]  # not team/abc
+    assert (await server("GET", "/api/documents", NOBODY)).json()["documents"] == []
+    assert (await server("GET", "/api/documents")).status == 401
+    wide = (await server("GET", "/api/documents?limit=1", OWNER)).json()
+    assert [d["name"] for d in wide["documents"]] == ["team/a"] and wide["next"] == "team/a"

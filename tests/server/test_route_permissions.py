@@ -45,7 +45,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/me"): Rule(IDENTITY),
     ("POST", "/api/invites/redeem"): Rule(PUBLIC, body={"code": "not-an-invite-code"}),
     # documents
-    ("GET", "/api/documents"): Rule(Role.VIEWER, grant="*"),
+    ("GET", "/api/documents"): Rule(IDENTITY),  # lists only what the caller may view
     ("POST", "/api/documents"): Rule(Role.EDITOR, body={"name": "team/new"}),
     ("GET", "/api/documents/{name:path}"): Rule(Role.VIEWER),
     ("PATCH", "/api/documents/{name:path}"): Rule(Role.OWNER, body={"name": "team/renamed"}),
