@@ -58,7 +58,7 @@ class Client:
         self.remote_states: dict[int, dict[str, Any]] = {}
         self.document_events: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self.closed_reason: str | None = None
-        self._local_state: dict[str, Any] | None = None
+        self._local_state: dict[str, Any] | None = {}  # like y-protocols: present until cleared
         self._awareness_clock = 0
         self._session: SyncSession | None = None
         self._ws: ClientConnection | None = None

@@ -118,22 +118,6 @@ def validate_update(
     return summary
 
 
-def infer_root_kinds(data: bytes, limits: UpdateLimits = UpdateLimits()) -> dict[str, str]:
-    """Root name -> "text" | "map" | "array" | "xml", read off the items that name their root.
-
-    Yjs roots carry no type on the wire; the first item inserted into a root does name it, and its
-    content tells the kind (string/format/embed: text, keyed: map, xml nodes: xml, else array).
-    Pass a whole-document update (a snapshot); roots whose naming item was collected are missing.
-    """
-    parser = _Parser(data, limits)
-    parser.root_kinds = {}
-    try:
-        parser.parse(None, frozenset(), frozenset())
-    except DecodeError as exc:
-        raise InvalidUpdate(f"malformed update: {exc.detail}") from exc
-    return parser.root_kinds
-
-
 def validate_state_vector(data: bytes, limits: UpdateLimits = UpdateLimits()) -> dict[int, int]:
     """Parse a Yjs state vector (client -> next clock); raise InvalidUpdate if malformed."""
     parser = _Parser(data, limits)
@@ -159,7 +143,6 @@ class _Parser:
         self.string_bytes = 0
         self.type_count = 0
         self.subdoc_count = 0
-        self.root_kinds: dict[str, str] | None = None  # root name -> kind, when asked for
         # with record=True, one row per Item: where it is and what it hangs off (type depth check)
         self.rows: list[tuple[int, int, int, bool, int, int, int]] = []
 
@@ -297,20 +280,16 @@ class _Parser:
             right = self.client(), self.clock()
             if kind == _ROOT:
                 kind, ref_client, ref_clock = _SIBLING, right[0], right[1]
-        root_name: str | None = None
         if not info & 0xC0:  # no origin: the parent is written out
             parent_info = dec.read_var_uint()
             if parent_info == 1:
-                root_name = self.text()  # name of a root type
+                self.text()  # name of a root type
             elif parent_info == 0:
                 kind, ref_client, ref_clock = _PARENT, self.client(), self.clock()
             else:
                 raise InvalidUpdate(f"parent info {parent_info} is neither 0 nor 1")
             if info & 0x20:
                 self.text()  # parentSub: the map key
-                if root_name is not None and self.root_kinds is not None:
-                    self.root_kinds.setdefault(root_name, "map")
-                root_name = None
         length = 1
         if ref == 1:  # Deleted
             length = self.length()
@@ -341,8 +320,6 @@ class _Parser:
             if type_ref == 3:
                 self.text()  # XmlElement node name
             self.type_count += 1
-            if root_name is not None and self.root_kinds is not None and type_ref in (3, 6):
-                self.root_kinds.setdefault(root_name, "xml")  # elements / xml text children
         elif ref == 8:  # Any
             length = self.count("Any content length", MAX_CLOCK)
             if not length:
@@ -353,8 +330,6 @@ class _Parser:
             self.text()
             self.any_value()
             self.subdoc_count += 1
-        if root_name is not None and self.root_kinds is not None:
-            self.root_kinds.setdefault(root_name, "text" if ref in (4, 5, 6) else "array")
         if self.record:
             self.rows.append((client, clock, length, ref == 7, kind, ref_client, ref_clock))
         return length

@@ -16,17 +16,22 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.routing import Route
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from persistence.access import access_store_for
 from persistence.base import Storage, StorageError
 from persistence.factory import open_storage
-from server import access_api, comments_api, documents_api, http, offload
+from persistence.history import history_store_for
+from server import access_api, comments_api, documents_api, history_api, http, offload
 from server.access import MIN_SECRET_BYTES, TokenAuthenticator
 from server.auth import Authenticator, LocalAuthenticator
 from server.events import EventBus
 from server.hocuspocus import HocuspocusEndpoint
 from server.http import HTTPError, JSONResponse, error
 from server.hub import Hub
+from server.presence import PresenceRecorder
+from server.replay import replays_for
+from server.replay_channel import replay_channel
 from server.rooms import RoomRegistry
 from server.settings import Settings
 from server.transport import ChannelFactory, WebSocketConnection
@@ -34,7 +39,7 @@ from server.ywebsocket import YWebSocketPeer
 
 log = logging.getLogger("cocreate")
 
-ROUTE_MODULES = [http, documents_api, access_api, comments_api]
+ROUTE_MODULES = [http, documents_api, access_api, comments_api, history_api]
 
 
 def build(settings: Settings, storage: Storage | None = None) -> tuple[Starlette, Hub]:
@@ -42,6 +47,7 @@ def build(settings: Settings, storage: Storage | None = None) -> tuple[Starlette
     store = storage if storage is not None else open_storage(settings.resolved_database_url())
     events = EventBus()
     registry = RoomRegistry(store, settings, time.time, events)
+    presence = registry.presence = PresenceRecorder(history_store_for(store), time.time)
     access = access_store_for(store)
     authenticator: Authenticator
     if settings.secret:
@@ -65,6 +71,8 @@ def build(settings: Settings, storage: Storage | None = None) -> tuple[Starlette
         finally:
             sweeper.cancel()
             await registry.close()
+            replays_for(hub).close()
+            await presence.drain()
             await store.close()
             offload.shutdown()
 
@@ -103,7 +111,29 @@ def channels(hub: Hub) -> dict[str, ChannelFactory]:
     return {
         "y-websocket": lambda connection, admission: YWebSocketPeer(connection, admission, hub),
         "hocuspocus": HocuspocusEndpoint(hub),
+        "replay": replay_channel(hub),
     }
+
+
+class FirstRequestTimeout(H11Protocol):
+    """uvicorn's HTTP protocol, plus a deadline for the first request: a client that connects and
+    never completes a request (a half-open handshake) is dropped after `handshake_timeout`."""
+
+    handshake_timeout = 10.0
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._first_request = self.loop.call_later(self.handshake_timeout, self._first_request_expired)
+
+    def _first_request_expired(self) -> None:
+        transport = self.transport
+        idle = self.cycle is None and self.timeout_keep_alive_task is None  # no request ever started
+        if idle and transport.get_protocol() is self and not transport.is_closing():
+            transport.abort()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._first_request.cancel()
+        super().connection_lost(exc)
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -119,8 +149,12 @@ def bind_socket(host: str, port: int) -> socket.socket:
 async def serve(settings: Settings, storage: Storage | None = None, **uvicorn_options: Any) -> None:
     """Run the server until SIGINT/SIGTERM; prints the bound address once listening."""
     app, hub = build(settings, storage)
+    http_protocol = type(
+        "HTTPProtocol", (FirstRequestTimeout,), {"handshake_timeout": settings.handshake_timeout}
+    )
     config = uvicorn.Config(
         app,
+        http=http_protocol,
         ws=functools.partial(WebSocketConnection, hub=hub, channels=channels(hub)),  # type: ignore[arg-type]
         lifespan="on",
         log_config=None,

@@ -1,4 +1,4 @@
-"""The `cocreate` command line: `cocreate serve`, `cocreate token` (more subcommands as features land)."""
+"""The `cocreate` command line: `serve`, `token`, and `history`/`export`/`replay` (more as features land)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Sequence
 
+from server import history_cli
 from server.settings import Settings, setting_fields
 
 _ALIASES = {"database_url": ["--db"]}
@@ -58,9 +59,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
     _token_parser(sub)
+    history_cli.add_parsers(sub)
     args = parser.parse_args(argv)
     if args.command == "token":
         return _print_token(args, parser)
+    if args.command in history_cli.COMMANDS:
+        return history_cli.run(args, parser)
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

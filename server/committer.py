@@ -93,7 +93,10 @@ class Committer:
                 self._idle.set()
                 self.on_failure(exc)
                 return
-            for peer, index in acks:
+            highest: dict[Peer, int] = {}
+            for peer, index in acks:  # acknowledgements are cumulative: one per peer and batch
+                highest[peer] = max(index, highest.get(peer, 0))
+            for peer, index in highest.items():
                 if peer.open:
                     peer.session.acknowledge(index)
                     peer.flush()

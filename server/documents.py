@@ -8,7 +8,7 @@ from typing import Any
 from pycrdt import Array, Doc, Map, Text, XmlFragment
 
 from crdt.document import Document
-from crdt.validation import infer_root_kinds
+from crdt.sequence import root_kinds
 from persistence.base import DocumentNotFound, DocumentRecord
 from server.hub import Hub
 from server.loading import load_state
@@ -54,7 +54,7 @@ async def current_state(hub: Hub, record: DocumentRecord) -> tuple[bytes, int]:
 
 def content_of(update: bytes, kinds: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
     """Each root's kind and plain value. Kinds are read off the update unless given."""
-    roots = dict(infer_root_kinds(update))
+    roots = root_kinds(update)
     roots.update(kinds or {})
     document = Document()
     try:

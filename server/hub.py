@@ -22,7 +22,7 @@ from server.settings import Settings
 
 @dataclass(frozen=True, slots=True)
 class Admission:
-    endpoint: str  # which channel speaks on this socket: "y-websocket" or "hocuspocus"
+    endpoint: str  # which channel speaks on this socket: "y-websocket", "hocuspocus" or "replay"
     document: str
     role: Role
     acks: bool
@@ -137,8 +137,9 @@ class Hub:
         except AuthError as exc:
             return Rejection(exc.status, exc.error, exc.detail)
         acks = query.get("acks", "0") in ("1", "true")
+        endpoint = "replay" if "replay" in query else "y-websocket"  # `?replay=ID`: a read-only replay room
         return Admission(
-            "y-websocket", name, role, acks, identity.user_id, identity.name, query, identity, generation
+            endpoint, name, role, acks, identity.user_id, identity.name, query, identity, generation
         )
 
 

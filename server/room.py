@@ -23,11 +23,13 @@ from server.frames import binary_frame
 from server.loading import load_state
 from server.offload import validate_large_update
 from server.peer import Peer
+from server.presence import PresenceHook
 from server.settings import Settings
 
 log = logging.getLogger("cocreate.room")
 
 CLOSE_TRY_AGAIN = 1013
+ITEMS_PER_TURN = 32
 CLOSE_SERVER_ERROR = 1011
 
 
@@ -84,6 +86,7 @@ class Room:
         self.clock = clock
         self.events = events
         self.limits = limits or UpdateLimits()
+        self.presence: PresenceHook | None = None  # records joins, leaves, awareness (history)
         self.record: DocumentRecord | None = None
         self.document = Document()
         self.awareness = AwarenessRegistry()
@@ -98,6 +101,7 @@ class Room:
         self._tainted = False
         self._shutdown: tuple[int, str] | None = None
         self._prevalidated: dict[tuple[int, int], UpdateSummary | InvalidUpdate] = {}
+        self._writers: dict[int, int] = {}  # client id -> peer that wrote it first since loading
 
     # -- called by transports and the registry -----------------------------------------
     def join(self, peer: Peer) -> None:
@@ -160,10 +164,14 @@ class Room:
             item = await inbox.get()
             await self._prevalidate(item)
             self._handle(item)
+            handled = 0
             while not self._tainted and not self._failed and not inbox.empty():
                 item = inbox.get_nowait()
                 await self._prevalidate(item)
                 self._handle(item)
+                handled += 1
+                if handled % ITEMS_PER_TURN == 0:
+                    await asyncio.sleep(0)  # let other rooms and sockets run during a burst
             if self._failed:
                 return
             if self._tainted:
@@ -205,6 +213,8 @@ class Room:
             peer.close(CLOSE_DOCUMENT_GONE, STALE_REASON[:120])
             return
         self.peers.add(peer)
+        if self.presence is not None:
+            self.presence.joined(self, peer)
         if peer.session.acks:
             peer.session.send(Epoch(self.record.epoch))
         if peer.session.opens_sync:  # y-websocket; Hocuspocus waits for the client's SyncStep1
@@ -218,7 +228,11 @@ class Room:
         if peer not in self.peers:
             return
         self.peers.discard(peer)
+        for client in [c for c, writer in self._writers.items() if writer == peer.id]:
+            del self._writers[client]
         removed = self.awareness.release(peer.id)
+        if self.presence is not None:
+            self.presence.left(self, peer, removed)
         if removed:
             self._broadcast(AwarenessMessage(encode_awareness(removed)), None)
 
@@ -235,6 +249,8 @@ class Room:
                 peer.session.send_step2(self.document.diff(state_vector))
             case AwarenessReceived(payload):
                 accepted = self.awareness.apply(peer.id, decode_awareness(payload))
+                if accepted and self.presence is not None:
+                    self.presence.awareness(self, peer, accepted)
                 if accepted:
                     self._broadcast(AwarenessMessage(encode_awareness(accepted)), None)
             case AwarenessQueried():
@@ -264,7 +280,9 @@ class Room:
         update, peer = item.event.update, item.peer
         if len(update) <= self.settings.offload_update_size or peer not in self.peers:
             return
-        foreign = self.awareness.owned_by_others(peer.id)
+        known = self._known()
+        others = _ForeignClients(self.awareness, peer.id, known, self._writers)
+        foreign = frozenset(c for c in {*known, *self._writers} if c in others)
         try:
             outcome: UpdateSummary | InvalidUpdate = await validate_large_update(
                 update, self._known(), self.awareness.owned_by(peer.id), foreign, self.limits
@@ -283,7 +301,7 @@ class Room:
             update,
             known_state=known,
             owned_clients=self.awareness.owned_by(peer.id),
-            foreign_owned=_ForeignClients(self.awareness, peer.id),
+            foreign_owned=_ForeignClients(self.awareness, peer.id, known, self._writers),
             limits=self.limits,
         )
 
@@ -304,8 +322,17 @@ class Room:
         if summary.struct_count and self.committer.stored_bytes > self.settings.max_document_size:
             peer.session.refuse(index, DocumentFull.reason)
             raise DocumentFull(f"over {self.settings.max_document_size} bytes")
+        fresh = all(first == known.get(client, 0) for client, (first, _) in summary.clients.items())
         try:
-            delta = self.document.apply(update)
+            if fresh:  # a live edit: the update itself is exactly what is new (or pending)
+                self.document.apply_fresh(update)
+                delta = update if (summary.struct_count or summary.deleted) else b""
+                for client, (_, end) in summary.clients.items():
+                    known[client] = end
+                    self._writers.setdefault(client, peer.id)  # first writer of an id owns it while here
+            else:  # overlaps or skips ahead: observe what really changed
+                delta = self.document.apply(update)
+                self._known_state = None
         except ApplyFailed as exc:
             peer.session.refuse(index, exc.detail)
             log.warning("room %r tainted by a failed apply; rebuilding it from the log", self.name)
@@ -313,7 +340,6 @@ class Room:
             raise
         logged = None
         if delta:
-            self._known_state = None
             self._broadcast(SyncUpdate(delta), peer)
             logged = NewUpdate(delta, peer.author, self.clock())
         self.committer.submit(logged, peer, index)
@@ -391,16 +417,24 @@ def _nothing() -> None:
 
 
 class _ForeignClients:
-    """The client ids claimed by connections other than `peer_id` (for the validator)."""
+    """Client ids whose future `peer_id` may not write (for the validator): those claimed by another
+    live connection, through its awareness announcement or by having written them first. An id whose
+    client is offline is unclaimed (see the closing note: binding ids to authenticated authors)."""
 
-    __slots__ = ("_awareness", "_peer_id")
+    __slots__ = ("_awareness", "_known", "_peer_id", "_writers")
 
-    def __init__(self, awareness: AwarenessRegistry, peer_id: int) -> None:
+    def __init__(
+        self, awareness: AwarenessRegistry, peer_id: int, known: dict[int, int], writers: dict[int, int]
+    ) -> None:
         self._awareness = awareness
         self._peer_id = peer_id
+        self._known = known
+        self._writers = writers
 
     def __contains__(self, client_id: object) -> bool:
         if not isinstance(client_id, int):
             return False
         owner = self._awareness.owner_of(client_id)
+        if owner is None:
+            owner = self._writers.get(client_id)
         return owner is not None and owner != self._peer_id

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 
 from persistence.base import Storage
 from server.events import EventBus
+from server.presence import PresenceHook
 from server.room import Room
 from server.settings import Settings
 
@@ -29,6 +30,7 @@ class RoomRegistry:
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         self._blocked: set[str] = set()
+        self.presence: PresenceHook | None = None  # handed to every room (presence recording)
 
     def __len__(self) -> int:
         return len(self._rooms)
@@ -48,6 +50,7 @@ class RoomRegistry:
         if previous is not None and previous.accepting:
             return previous
         room = Room(name, self.storage, self.settings, self.clock, self.events)
+        room.presence = self.presence
         self._rooms[name] = room
         task = asyncio.create_task(self._run(room, previous), name=f"room:{name}")
         self._tasks.add(task)

@@ -62,6 +62,9 @@ class Settings:
     log_retention_seconds: float = setting(
         0.0, "delete log rows older than this once a snapshot covers them; 0 keeps all history (default)"
     )
+    history_checkpoint_rows: int = setting(
+        2000, "history seeks store a snapshot every this many log rows they replay; 0: never"
+    )
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from collections import deque
 from http import HTTPStatus
 from typing import Any, Protocol
 
@@ -25,6 +26,8 @@ _protocol_log = logging.getLogger("cocreate.ws.frames")
 _protocol_log.setLevel(logging.WARNING)  # we log opens and closes ourselves, once each
 
 _ids = itertools.count(1)
+FRAMES_PER_TURN = 64
+PARSE_PER_TURN = 16 * 1024
 
 
 class Channel(Protocol):
@@ -71,7 +74,11 @@ class WebSocketConnection(asyncio.Protocol):
         self._closing = False
         self._finished = False  # the TCP connection is being closed
         self._close_code: int | None = None
-        self._early_frames: list[Frame] = []
+        self._early_frames: deque[Frame] = deque()
+        self._fragments: list[bytes] | None = None  # a fragmented message being reassembled
+        self._unparsed: deque[bytes] = deque()  # bytes read but not yet fed to websockets
+        self._unparsed_bytes = 0
+        self._eof_pending = False
         settings = hub.settings
         self.peer_ip = "-"
         self._counted = False
@@ -98,27 +105,54 @@ class WebSocketConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self._last_input = self._loop.time()
         self._ping_outstanding = False
+        self._unparsed.append(data)
+        self._unparsed_bytes += len(data)
+        if self._unparsed_bytes > PARSE_PER_TURN * 4:
+            self._pause("parse")  # parsed in bounded turns: a read of tiny frames is thousands of them
+        if len(self._unparsed) == 1:
+            self._parse()
+
+    def _parse(self) -> None:
+        """Feed websockets at most PARSE_PER_TURN bytes per event-loop turn, then handle the events."""
+        if not self._unparsed:
+            return
+        chunk = self._unparsed.popleft()
+        if len(chunk) > PARSE_PER_TURN:
+            self._unparsed.appendleft(chunk[PARSE_PER_TURN:])
+            chunk = chunk[:PARSE_PER_TURN]
+        self._unparsed_bytes -= len(chunk)
         protocol = self.protocol
-        protocol.receive_data(data)
+        protocol.receive_data(chunk)
         try:
             for event in protocol.events_received():
                 if isinstance(event, Request):
                     self._handshake(event)
                 elif isinstance(event, Frame):
-                    if self.channel is None:
-                        self._early_frames.append(event)  # admission is still being decided
-                    else:
-                        self._frame(event)
+                    self._early_frames.append(event)  # handled in bounded turns by _drain
+            if self.channel is not None:
+                self._drain()
         except Exception:
             log.exception("conn=%d: internal error while handling input", self.id)
+            self._unparsed.clear()
             if self.channel is None:
                 self._reject(500, "internal_error", "the server failed to handle the handshake")
             else:
                 self.close(1011, "internal error")
             return
         self._write_protocol_output()
+        if self._unparsed:
+            self._loop.call_soon(self._parse)
+            return
+        if "parse" in self._pause_reasons:
+            self._resume("parse")
+        if self._eof_pending:
+            self._eof_pending = False
+            self.eof_received()
 
     def eof_received(self) -> bool | None:
+        if self._unparsed:
+            self._eof_pending = True  # after the bytes still waiting to be parsed
+            return None
         self.protocol.receive_eof()
         self._write_protocol_output()
         return None
@@ -182,9 +216,7 @@ class WebSocketConnection(asyncio.Protocol):
         self.channel = self.channels[decision.endpoint](self, decision)
         log.info("open conn=%d %s peer=%s", self.id, self.channel.describe(), self.peer_address)
         self.transport.resume_reading()
-        for frame in self._early_frames:  # frames that came with the handshake, parsed before admission
-            self._frame(frame)
-        self._early_frames.clear()
+        self._drain()  # frames that came with the handshake, parsed before admission
         self._write_protocol_output()
 
     def _reject(self, status: int, error: str, detail: str) -> None:
@@ -202,15 +234,42 @@ class WebSocketConnection(asyncio.Protocol):
             self.transport.abort()
 
     # -- frames ------------------------------------------------------------------------
+    def _drain(self) -> None:
+        """Handle queued frames, at most FRAMES_PER_TURN per event-loop turn and never while throttled,
+        so one socket's flood cannot hold the loop (one read can carry thousands of small frames)."""
+        frames = self._early_frames
+        handled = 0
+        while frames and self.channel is not None and not self._closing and "rate" not in self._pause_reasons:
+            if handled == FRAMES_PER_TURN:
+                self._loop.call_soon(self._drain)
+                return
+            self._frame(frames.popleft())
+            handled += 1
+        if self._closing:
+            frames.clear()
+        self._write_protocol_output()
+
     def _frame(self, frame: Frame) -> None:
         if self._closing or self.channel is None:
             return
-        if frame.opcode is Opcode.BINARY:
-            data = frame.data
-            self._throttle(len(data))
-            self.channel.receive(data if isinstance(data, bytes) else bytes(data))
-        elif frame.opcode is Opcode.TEXT:
+        data = frame.data
+        self._throttle(len(data))  # every frame counts: pings and fragments too
+        opcode = frame.opcode
+        if opcode is Opcode.TEXT or (opcode is Opcode.CONT and self._fragments is None):
             self.close(1003, "text frames are not supported; send binary messages")
+            return
+        if opcode is Opcode.BINARY or opcode is Opcode.CONT:
+            chunk = data if isinstance(data, bytes) else bytes(data)
+            if opcode is Opcode.BINARY and frame.fin:
+                self.channel.receive(chunk)
+                return
+            parts = self._fragments if opcode is Opcode.CONT else None
+            if parts is None:
+                parts = self._fragments = []
+            parts.append(chunk)
+            if frame.fin:
+                self._fragments = None
+                self.channel.receive(b"".join(parts))
 
     # -- used by channels -----------------------------------------------------------------
     @property
@@ -278,6 +337,8 @@ class WebSocketConnection(asyncio.Protocol):
         self._pause_reasons.discard(reason)
         if not self._pause_reasons and self.transport is not None and not self.transport.is_closing():
             self.transport.resume_reading()
+        if reason == "rate" and self._early_frames:
+            self._drain()
 
     def close(self, code: int, reason: str) -> None:
         transport = self.transport
@@ -285,10 +346,9 @@ class WebSocketConnection(asyncio.Protocol):
             return
         self._closing = True
         self._close_code = code
-        if (
-            self.protocol.state is not State.OPEN
-            or transport.get_write_buffer_size() > self.hub.settings.outbox_limit
-        ):
+        backed_up = transport.get_write_buffer_size() > self.hub.settings.outbox_limit
+        if self.protocol.state is not State.OPEN or backed_up:
+            self._write_protocol_output()  # a close frame websockets queued after a protocol error
             self._finish_after_flush()
             return
         self.protocol.send_close(code, reason)
@@ -310,6 +370,10 @@ class WebSocketConnection(asyncio.Protocol):
                 transport.write(data)
             elif not transport.is_closing():
                 transport.write_eof() if transport.can_write_eof() else transport.close()
+        if not self._finished and transport.get_write_buffer_size() > self.hub.settings.outbox_limit:
+            log.warning("conn=%d: peer does not read its control frames, closing", self.id)
+            self._closing = True
+            self._finish_after_flush()  # over the limit: abort
         if self.protocol.close_expected() and not self._finished:
             self._closing = True
             self._finish_after_flush()

@@ -107,3 +107,14 @@ async def test_error_cases(server: ServerProcess) -> None:
     assert request(port, "PATCH", "/api/documents/exists", {"name": "taken"}).status == 409
     assert request(port, "GET", "/api/documents/exists/-/content?format=xml").status == 422
     assert request(port, "GET", "/api/documents/exists/-/content?root=t:bogus").status == 422
+
+
+async def test_content_of_a_text_whose_first_characters_were_deleted(server: ServerProcess) -> None:
+    doc: Doc = Doc()
+    async with connect(server.ws("trimmed"), doc) as client:
+        text = doc.get("t", type=Text)
+        text.insert(0, "abc")
+        del text[0:1]
+        await client.flushed()
+    roots = request(server.port, "GET", "/api/documents/trimmed/-/content").json["roots"]
+    assert roots == {"t": {"type": "text", "value": "bc"}}

@@ -38,6 +38,8 @@ class Rule:
 
 
 _COMMENT = "/api/documents/{name:path}/-/threads/{id}/comments/{comment}"
+_HISTORY = "/api/documents/{name:path}/-/history"
+_REPLAY = "/api/documents/{name:path}/-/replays/{id}"
 
 RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/healthz"): Rule(PUBLIC),
@@ -71,6 +73,19 @@ RULES: dict[tuple[str, str], Rule] = {
     ("DELETE", f"{_COMMENT}/reactions/{{emoji}}"): Rule(Role.COMMENTER),
     ("GET", "/api/documents/{name:path}/-/mentions"): Rule(Role.VIEWER),
     ("GET", "/api/documents/{name:path}/-/events"): Rule(Role.VIEWER),  # SSE; 404 here: no document
+    # history, sessions, replays (viewers read history; restoring is an edit; owners facilitate)
+    **{("GET", f"{_HISTORY}/{view}"): Rule(Role.VIEWER) for view in ("timeline", "at", "changes", "diff")},
+    **{("GET", f"{_HISTORY}/{view}"): Rule(Role.VIEWER) for view in ("summary", "frames")},
+    ("POST", f"{_HISTORY}/restore"): Rule(Role.EDITOR, body={"seq": 0}),
+    ("GET", "/api/documents/{name:path}/-/sessions"): Rule(Role.VIEWER),
+    ("POST", "/api/documents/{name:path}/-/sessions"): Rule(Role.OWNER, body={"name": "warm-up"}),
+    ("POST", "/api/documents/{name:path}/-/sessions/{id}/end"): Rule(Role.OWNER),
+    ("GET", "/api/documents/{name:path}/-/sessions/{id}/summary"): Rule(Role.VIEWER),
+    ("POST", "/api/documents/{name:path}/-/bookmarks"): Rule(Role.OWNER, body={"label": "here"}),
+    ("POST", "/api/documents/{name:path}/-/replays"): Rule(Role.VIEWER),
+    ("GET", _REPLAY): Rule(Role.VIEWER),
+    ("DELETE", _REPLAY): Rule(Role.VIEWER),  # then: only who opened it, or an owner
+    **{("POST", f"{_REPLAY}/{action}"): Rule(Role.VIEWER) for action in ("play", "pause", "seek", "speed")},
 }
 
 #: Values for path parameters, by name; a parameter not listed here fails the test (add it).
