@@ -35,4 +35,6 @@ test: $(STAMP) node lint
 	$(BIN)/python -m pytest $(ARGS)
 
 bench: $(STAMP) node
+	$(BIN)/python -m pip install -q -e ".[bench]"
+	$(BIN)/python -m benchmarks setup
 	$(BIN)/python -m benchmarks all $(ARGS)
