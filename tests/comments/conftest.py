@@ -8,57 +8,23 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
-import shutil
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.node import node_with_packages
+
 HERE = Path(__file__).resolve().parent
 PEER = HERE / "js" / "peer.mjs"
-NPM_CI_TIMEOUT = 300.0
 REPLY_TIMEOUT = 10.0
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"the Node comment tests cannot run in CI: {reason}", pytrace=False)
-    pytest.skip(f"the Node comment tests need it: {reason}")
-
-
-def _installed() -> bool:
-    return (HERE / "node_modules" / "yjs" / "package.json").is_file()
 
 
 @pytest.fixture(scope="session")
 def node_path() -> Iterator[str]:
     """`node`, with tests/comments/node_modules installed from the lockfile."""
-    node = shutil.which("node")
-    if node is None:
-        _unavailable("`node` is not on PATH")
-    assert node is not None
-    if not _installed():
-        npm = shutil.which("npm")
-        if npm is None:
-            _unavailable("`npm` is not on PATH and tests/comments/node_modules is missing")
-        assert npm is not None
-        try:
-            result = subprocess.run(
-                [npm, "ci", "--no-audit", "--no-fund"],
-                cwd=HERE,
-                capture_output=True,
-                text=True,
-                timeout=NPM_CI_TIMEOUT,
-            )
-        except subprocess.TimeoutExpired:
-            _unavailable(f"`npm ci` did not finish within {NPM_CI_TIMEOUT}s")
-        else:
-            if result.returncode != 0 or not _installed():
-                _unavailable(f"`npm ci` failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    yield node
+    yield node_with_packages(HERE, ("yjs",), "the Node comment tests")
 
 
 class YjsPeer:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 
@@ -18,50 +16,16 @@ import pytest
 
 from tests.hocuspocus.node_provider import HOCUSPOCUS_DIR, HocuspocusNode
 from tests.interop.conftest import node_env  # noqa: F401  (the y-websocket clients' packages)
+from tests.support.node import node_with_packages
 from tests.support.server_process import ServerProcess
 
-NPM_CI_TIMEOUT = 300.0
 REQUIRED_PACKAGES = ("@hocuspocus/provider", "@hocuspocus/common", "yjs", "y-protocols", "ws")
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"Hocuspocus tests cannot run in CI: {reason}", pytrace=False)
-    pytest.skip(f"Hocuspocus tests need it: {reason}")
-
-
-def _installed() -> bool:
-    modules = HOCUSPOCUS_DIR / "node_modules"
-    return all((modules / name / "package.json").is_file() for name in REQUIRED_PACKAGES)
 
 
 @pytest.fixture(scope="session")
 def hocuspocus_env() -> Iterator[str]:
     """Path of `node`, with tests/hocuspocus/node_modules installed."""
-    node = shutil.which("node")
-    if node is None:
-        _unavailable("`node` is not on PATH")
-    assert node is not None
-    if not _installed():
-        npm = shutil.which("npm")
-        if npm is None:
-            _unavailable("`npm` is not on PATH and tests/hocuspocus/node_modules is missing")
-        assert npm is not None
-        try:
-            result = subprocess.run(
-                [npm, "ci", "--no-audit", "--no-fund"],
-                cwd=HOCUSPOCUS_DIR,
-                capture_output=True,
-                text=True,
-                timeout=NPM_CI_TIMEOUT,
-            )
-        except subprocess.TimeoutExpired:
-            _unavailable(f"`npm ci` did not finish within {NPM_CI_TIMEOUT}s")
-        else:
-            if result.returncode != 0 or not _installed():
-                _unavailable(f"`npm ci` failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-            (HOCUSPOCUS_DIR / "node_modules" / ".installed").touch()  # the Makefile's stamp
-    yield node
+    yield node_with_packages(HOCUSPOCUS_DIR, REQUIRED_PACKAGES, "Hocuspocus tests")
 
 
 @dataclass

@@ -9,8 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,50 +17,16 @@ import pytest
 
 from tests.interop.node_client import INTEROP_DIR, NodeClient
 from tests.interop.py_peer import PyPeer, python_peer
+from tests.support.node import node_with_packages
 from tests.support.server_process import ServerProcess
 
-NPM_CI_TIMEOUT = 300.0
 REQUIRED_PACKAGES = ("yjs", "y-websocket", "y-protocols", "lib0", "ws")
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"interop tests cannot run in CI: {reason}", pytrace=False)
-    pytest.skip(f"interop tests need it: {reason}")
-
-
-def _installed() -> bool:
-    modules = INTEROP_DIR / "node_modules"
-    return all((modules / name / "package.json").is_file() for name in REQUIRED_PACKAGES)
 
 
 @pytest.fixture(scope="session")
 def node_env() -> Iterator[str]:
     """Path of `node`, with tests/interop/node_modules installed."""
-    node = shutil.which("node")
-    if node is None:
-        _unavailable("`node` is not on PATH")
-    assert node is not None
-    if not _installed():
-        npm = shutil.which("npm")
-        if npm is None:
-            _unavailable("`npm` is not on PATH and tests/interop/node_modules is missing")
-        assert npm is not None
-        try:
-            result = subprocess.run(
-                [npm, "ci", "--no-audit", "--no-fund"],
-                cwd=INTEROP_DIR,
-                capture_output=True,
-                text=True,
-                timeout=NPM_CI_TIMEOUT,
-            )
-        except subprocess.TimeoutExpired:
-            _unavailable(f"`npm ci` did not finish within {NPM_CI_TIMEOUT}s")
-        else:
-            if result.returncode != 0 or not _installed():
-                _unavailable(f"`npm ci` failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-            (INTEROP_DIR / "node_modules" / ".installed").touch()  # the Makefile's stamp
-    yield node
+    yield node_with_packages(INTEROP_DIR, REQUIRED_PACKAGES, "interop tests")
 
 
 @dataclass
