@@ -272,6 +272,8 @@ class Client:
                 self._applying_remote = True
                 try:
                     self.doc.apply_update(update)
+                except Exception:  # the update is applied; a user's own observer raised
+                    log.exception("an observer of the document raised while a remote update was applied")
                 finally:
                     self._applying_remote = False
                 if is_step2:

@@ -122,8 +122,6 @@ class Hub:
             name = normalize_name(unquote(parts.path[len(prefix) :], errors="strict"))
         except (InvalidName, UnicodeDecodeError) as exc:
             return Rejection(400, "invalid_document_name", str(exc))
-        if self.registry.is_blocked(name):
-            return Rejection(503, "document_busy", "the document is being renamed or deleted; retry")
         query = dict(parse_qsl(parts.query))
         generation = self.guard.generation(name)
         try:
@@ -136,6 +134,8 @@ class Hub:
             )
         except AuthError as exc:
             return Rejection(exc.status, exc.error, exc.detail)
+        if self.registry.is_blocked(name):  # checked after authorizing: says nothing to strangers
+            return Rejection(503, "document_busy", "the document is being renamed or deleted; retry")
         acks = query.get("acks", "0") in ("1", "true")
         endpoint = "replay" if "replay" in query else "y-websocket"  # `?replay=ID`: a read-only replay room
         return Admission(
