@@ -12,10 +12,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from persistence.base import DocumentNotFound, StorageError
+from persistence.base import DocumentNotFound
 from persistence.comments import (
     OPEN,
     THREAD_STATUSES,
@@ -29,7 +28,7 @@ from persistence.comments import (
     ThreadRecord,
 )
 from persistence.sql.comment_tables import comments, events, mentions, reactions, threads
-from persistence.sql.engine import Database
+from persistence.sql.engine import Database, write_retrying
 from persistence.sql.errors import translated
 from persistence.sql.storage import _check_text
 from persistence.sql.tables import documents
@@ -64,16 +63,7 @@ class SqlCommentStore:
         self.where = database.where
 
     async def _change(self, action: str, body: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        """Run `body` in a write transaction, again if another writer took its event seq."""
-        for attempt in range(_ATTEMPTS):
-            with translated(action, self.where):
-                try:
-                    async with self._db.write() as conn:
-                        return await body(conn)
-                except IntegrityError:
-                    if self._db.is_sqlite or attempt == _ATTEMPTS - 1:
-                        raise
-        raise StorageError(f"{action} on {self.where} failed: event sequence contention")  # pragma: no cover
+        return await write_retrying(self._db, action, body)
 
     async def _log(self, conn: AsyncConnection, document_id: str, event: NewEvent) -> int:
         _check_text(event.kind, "event kind")

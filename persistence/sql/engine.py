@@ -14,17 +14,20 @@ from __future__ import annotations
 import asyncio
 import random
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from persistence.base import StorageError
+from persistence.sql.errors import translated
+
+T = TypeVar("T")
 
 SQLITE_DRIVER = "sqlite+aiosqlite"
 POSTGRES_DRIVER = "postgresql+asyncpg"
@@ -215,3 +218,19 @@ class Database:
     async def dispose(self) -> None:
         """Close every pooled connection; the engine reconnects if used again."""
         await self.engine.dispose()
+
+
+async def write_retrying(
+    database: Database, action: str, body: Callable[[AsyncConnection], Awaitable[T]], attempts: int = 8
+) -> T:
+    """Run `body` in a write transaction; again when a concurrent writer took the same per-document
+    sequence number (a unique violation, PostgreSQL). SQLite writers are serialised: one attempt."""
+    for attempt in range(attempts):
+        with translated(action, database.where):
+            try:
+                async with database.write() as conn:
+                    return await body(conn)
+            except IntegrityError:
+                if database.is_sqlite or attempt == attempts - 1:
+                    raise
+    raise StorageError(f"{action} on {database.where} failed: sequence contention")  # pragma: no cover

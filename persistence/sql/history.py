@@ -11,14 +11,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from sqlalchemy import func, insert, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from persistence.base import DocumentNotFound, StorageError
+from persistence.base import DocumentNotFound
 from persistence.comments import NewEvent, StoredEvent
 from persistence.history import HISTORY_EVENT_PREFIXES, PRESENCE_KINDS, NewPresence, StoredPresence
 from persistence.sql.comment_tables import events
-from persistence.sql.engine import Database
+from persistence.sql.engine import Database, write_retrying
 from persistence.sql.errors import translated
 from persistence.sql.history_tables import presence
 from persistence.sql.storage import _check_text
@@ -36,15 +35,7 @@ class SqlHistoryStore:
         self.where = database.where
 
     async def _change(self, action: str, body: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        for attempt in range(_ATTEMPTS):
-            with translated(action, self.where):
-                try:
-                    async with self._db.write() as conn:
-                        return await body(conn)
-                except IntegrityError:
-                    if self._db.is_sqlite or attempt == _ATTEMPTS - 1:
-                        raise
-        raise StorageError(f"{action} on {self.where} failed: sequence contention")  # pragma: no cover
+        return await write_retrying(self._db, action, body)
 
     async def _require(self, conn: AsyncConnection, document_id: str) -> None:
         found = await conn.execute(select(documents.c.id).where(documents.c.id == document_id))
