@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
-import importlib
 import shutil
 import statistics
 import tempfile
@@ -22,7 +21,9 @@ from benchmarks.traces import TEXT_NAME, recorded_updates
 from benchmarks.wire import UPDATE, sync_message
 from crdt.document import Document
 from crdt.messages import SyncUpdate, decode_message
+from crdt.validation import validate_update
 from persistence.base import NewUpdate, Storage
+from persistence.factory import open_storage
 from persistence.memory import MemoryStorage
 from server.frames import message_frame
 
@@ -38,21 +39,9 @@ class IngestResult:
     stages_us: dict[str, float] = field(default_factory=dict)
 
 
-def _validator() -> Callable[..., Any] | None:
-    try:
-        module = importlib.import_module("crdt.validation")
-    except ModuleNotFoundError:
-        return None
-    return getattr(module, "validate_update", None)
-
-
-async def open_sqlite(path: Path) -> Storage | None:
-    """A durable SQLite `Storage` through `persistence.factory`, or None if that has not landed."""
-    try:
-        factory = importlib.import_module("persistence.factory")
-    except ModuleNotFoundError:
-        return None
-    storage: Storage = factory.open_storage(f"sqlite+aiosqlite:///{path}")
+async def open_sqlite(path: Path) -> Storage:
+    """A durable SQLite `Storage` (WAL, synchronous=FULL) through `persistence.factory`."""
+    storage = open_storage(f"sqlite+aiosqlite:///{path}")
     await storage.open()
     return storage
 
@@ -75,7 +64,7 @@ async def ingest(
     store: Storage = storage if storage is not None else MemoryStorage()
     record = await store.create_document(f"bench-{time.monotonic_ns()}", time.time())
     frames = [sync_message(UPDATE, u) for u in updates]
-    validator = _validator() if validate else None
+    validator = validate_update if validate else None
     document = Document()
     pending: list[NewUpdate] = []
     stages = dict.fromkeys(STAGES, 0)
@@ -89,15 +78,18 @@ async def ingest(
         update = message.update
         t1 = clock() if instrument else 0
         if validator is not None and known is None:
-            known = document.clock_state()  # the room re-reads it after every update that changed the doc
+            known = document.clock_state()  # re-read only after an overlapping apply, as the room does
         ts = clock() if instrument else 0
-        if validator is not None:
-            validator(update, known_state=known)
+        summary = validator(update, known_state=known) if validator is not None else None
         t2 = clock() if instrument else 0
-        delta = document.apply(update)
+        if summary is not None and known is not None:  # the room's path: `Document.integrate`
+            delta, exact = document.integrate(update, summary, known)
+            if not exact:
+                known = None
+        else:
+            delta = document.apply(update)
         t3 = clock() if instrument else 0
         if delta:
-            known = None
             message_frame(SyncUpdate(delta))
             t4 = clock() if instrument else 0
             pending.append(NewUpdate(delta, AUTHOR, time.time()))
@@ -191,14 +183,6 @@ def _text(doc: Doc[Any]) -> str:
     return str(doc.get(TEXT_NAME, type=Text))
 
 
-def validator_available() -> bool:
-    try:
-        importlib.import_module("crdt.validation")
-    except ModuleNotFoundError:
-        return False
-    return True
-
-
 def snapshot_costs(doc: Doc[Any], expected: str, repeat: int) -> dict[str, Any]:
     """Encode the full state (a snapshot) and load it into a fresh document."""
     encode_s, state = _timed(doc.get_update, max(3, repeat))
@@ -270,7 +254,7 @@ def bench_trace(name: str, cfg: MergeConfig, sqlite_dir: Path) -> dict[str, Any]
         "raw_apply_s": round(raw_s, 4),
         "raw_apply_us_per_update": round(raw_s / max(1, len(updates)) * 1e6, 2),
         "raw_verified": _text(doc) == trace.end_content,
-        "validator": validator_available(),
+        "validator": True,
     }
     validate = row["validator"]
     plain_s, plain = _timed(lambda: asyncio.run(ingest(updates, trace.end_content, validate)), cfg.repeat)
@@ -302,17 +286,12 @@ def _sqlite_row(
 
     async def run() -> IngestResult:
         storage = await open_sqlite(path)
-        if storage is None:
-            raise ModuleNotFoundError("persistence.factory / SqlStorage")
         try:
             return await ingest(part, expected_text, validate, storage=storage, batch=cfg.sqlite_batch)
         finally:
             await storage.close()
 
-    try:
-        result = asyncio.run(run())
-    except ModuleNotFoundError as exc:
-        return {"skipped": f"SQLite storage not available: {exc}"}
+    result = asyncio.run(run())
     raw_part_s = raw_s * len(part) / max(1, len(updates))
     row = _ingest_row(result, raw_part_s, len(part))
     row |= {"batch": cfg.sqlite_batch, "capped": capped, "durable": "WAL, synchronous=FULL (per engine.py)"}
@@ -328,7 +307,7 @@ def run_merge(cfg: MergeConfig) -> dict[str, Any]:
         shutil.rmtree(sqlite_dir, ignore_errors=True)
     _, recorded = recorded_updates(cfg.compaction_trace, cfg.limit)
     merges = compaction(recorded.updates, cfg.merge_sizes, cfg.merge_budget_s)
-    notes = [] if validator_available() else ["crdt.validation missing: the validate stage was skipped"]
+    notes: list[str] = []
     return {
         "benchmark": "merge_core",
         "config": asdict(cfg),

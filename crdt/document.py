@@ -9,7 +9,7 @@ from pycrdt import Doc, TransactionEvent, merge_updates
 
 from crdt.errors import ApplyFailed, DecodeError, InvalidUpdate
 from crdt.lib0 import Decoder, encode_var_uint
-from crdt.validation import UpdateLimits, validate_update
+from crdt.validation import UpdateLimits, UpdateSummary, validate_update
 
 EMPTY_UPDATE = b"\x00\x00"
 """An update with no structs and an empty delete set."""
@@ -78,6 +78,21 @@ class Document:
         """Integrate an update whose structs all start where the document's clocks end (nothing
         in it is known yet), without observing: the update itself is what changed."""
         self._integrate(update)
+
+    def integrate(self, update: bytes, summary: UpdateSummary, known: dict[int, int]) -> tuple[bytes, bool]:
+        """Apply a validated `update` the cheapest correct way: `apply_fresh` when every run starts at
+        the clock `known` (the document's clock state) ends, else the observing `apply`.
+
+        Returns what changed and whether `known` is still exact (advanced in place on the fresh path;
+        stale after an overlapping apply, when the owner must re-read `clock_state()`).
+        """
+        runs = summary.clients
+        if all(first == known.get(client, 0) for client, (first, _) in runs.items()):
+            self.apply_fresh(update)
+            for client, (_, end) in runs.items():
+                known[client] = end
+            return (update if (summary.struct_count or summary.deleted) else b""), True
+        return self.apply(update), False
 
     def _integrate(self, update: bytes) -> None:
         try:
