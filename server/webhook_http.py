@@ -41,12 +41,18 @@ def tls_context() -> ssl.SSLContext:
 
 
 async def post(
-    target: Target, body: bytes, headers: list[tuple[str, str]], timeouts: Timeouts, allow_private: bool
+    target: Target,
+    body: bytes,
+    headers: list[tuple[str, str]],
+    timeouts: Timeouts,
+    allow_private: bool,
+    tls: ssl.SSLContext | None = None,
 ) -> int:
-    """POST `body` to `target`; the response status. `SendFailed` when there is none."""
+    """POST `body` to `target`; the response status. `SendFailed` when there is none.
+    `tls`: the trust to verify https receivers with (default: the system's, `tls_context()`)."""
     try:
         async with asyncio.timeout(timeouts.total):
-            reader, writer = await _connect(target, timeouts.connect, allow_private)
+            reader, writer = await _connect(target, timeouts.connect, allow_private, tls or tls_context())
             try:
                 return await _exchange(reader, writer, target, body, headers)
             finally:
@@ -78,10 +84,10 @@ async def _addresses(host: str, port: int, allow_private: bool) -> list[str]:
 
 
 async def _connect(
-    target: Target, connect_timeout: float, allow_private: bool
+    target: Target, connect_timeout: float, allow_private: bool, trust: ssl.SSLContext
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     addresses = await _addresses(target.host, target.port, allow_private)
-    tls = tls_context() if target.scheme == "https" else None
+    tls = trust if target.scheme == "https" else None
     last: Exception | None = None
     for address in addresses:
         try:

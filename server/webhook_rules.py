@@ -53,7 +53,7 @@ def parse_target(url: str) -> Target:
     if parts.username is not None or parts.password is not None:
         raise TargetRefused("'url' must not carry credentials; verify the signature instead")
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        port = parts.port if parts.port is not None else (443 if parts.scheme == "https" else 80)
     except ValueError:
         raise TargetRefused("'url' has an invalid port") from None
     host = parts.hostname or ""
