@@ -271,7 +271,14 @@ class WebhookDispatcher:
         while True:
             delivery = await self._queue.get()
             try:
-                await self.store.finish_attempt(delivery.id, await self._attempt(delivery))
+                attempt = await self._attempt(delivery)
+                await self.store.finish_attempt(delivery.id, attempt)
+                outcome = (
+                    attempt.status
+                    if attempt.last_error is None
+                    else f"{attempt.status}: {attempt.last_error}"
+                )
+                log.info("webhook delivery %s attempt %d: %s", delivery.id, delivery.attempts, outcome)
             except StorageError as exc:  # the lease ends and the delivery is tried again
                 log.error("could not record webhook delivery %s: %s", delivery.id, exc)
             finally:
@@ -302,9 +309,6 @@ class WebhookDispatcher:
         if status is not None:
             error = f"HTTP {status}" + (" (redirects are not followed)" if 300 <= status < 400 else "")
         if delivery.attempts >= settings.webhook_max_attempts:
-            log.warning(
-                "webhook delivery %s failed after %d attempts: %s", delivery.id, delivery.attempts, error
-            )
             return Attempt(FAILED, status, error, None, now)
         wait = backoff(delivery.attempts, settings.webhook_backoff, settings.webhook_backoff_max)
         return Attempt(PENDING, status, error, now + wait, None)

@@ -1,0 +1,204 @@
+"""Webhooks end to end: a real server process delivering to a receiver in the test (127.0.0.1)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pycrdt import Doc, Text
+
+from client import connect
+from tests.support.http import request
+from tests.support.receiver import Receiver
+from tests.support.server_process import ServerProcess, running_server
+
+DEBOUNCE = 0.5
+FAST_RETRIES = [
+    "--webhook-allow-private",  # the receiver is on loopback: SSRF protection off, for tests only
+    "--webhook-debounce", str(DEBOUNCE),
+    "--webhook-backoff", "0.05",
+    "--webhook-backoff-max", "0.2",
+    "--webhook-timeout", "1",
+    "--webhook-connect-timeout", "1",
+]  # fmt: skip
+
+
+@contextlib.contextmanager
+def server_with(tmp_path: Path, *args: str) -> Iterator[ServerProcess]:
+    with running_server(tmp_path, None, *FAST_RETRIES, *args) as process:
+        yield process
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    found = await Receiver().start()
+    yield found
+    await found.close()
+
+
+async def api(server: ServerProcess, method: str, path: str, body: Any = None, expect: int = 200) -> Any:
+    reply = await asyncio.to_thread(request, server.port, method, path, body)  # the receiver keeps serving
+    assert reply.status == expect, reply.body
+    return reply.json if reply.body else None
+
+
+async def register(server: ServerProcess, document: str, url: str, events: list[str]) -> Any:
+    return await api(
+        server, "POST", f"/api/documents/{document}/-/webhooks", {"url": url, "events": events}, 201
+    )
+
+
+async def deliveries(server: ServerProcess, document: str, hook: Any) -> list[Any]:
+    page = await api(server, "GET", f"/api/documents/{document}/-/webhooks/{hook['id']}/deliveries")
+    return list(page["deliveries"])
+
+
+async def wait_for_log(server: ServerProcess, pattern: str, timeout: float = 20.0) -> None:
+    assert await asyncio.to_thread(server.wait_for_log, pattern, timeout), server.log_text()[-3000:]
+
+
+async def thread(server: ServerProcess, document: str, body: str = "look") -> Any:
+    spec = {"root": "t", "range": {"start": 0, "end": 4}, "body": body}
+    return await api(server, "POST", f"/api/documents/{document}/-/threads", spec, 201)
+
+
+async def test_document_changes_are_debounced_signed_and_cover_every_seq(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    with server_with(tmp_path, "--webhook-max-attempts", "3") as server:
+        doc: Doc[Any] = Doc()
+        text = doc.get("t", type=Text)
+        async with connect(server.ws("team/plan"), doc) as client:
+            text.insert(0, "plan")
+            await client.flushed()
+            hook = await register(server, "team/plan", receiver.url(), ["document.changed"])
+            start = (await api(server, "GET", "/api/documents/team/plan"))["last_seq"]
+            began = time.monotonic()
+            edits = 40
+            for i in range(edits):
+                text.insert(len(str(text)), f" {i}")
+                await client.flushed()
+            elapsed = time.monotonic() - began
+            final = (await api(server, "GET", "/api/documents/team/plan"))["last_seq"]
+            assert final == start + edits
+            got = []
+            while not got or got[-1].json["data"]["last_seq"] < final:
+                got.append(await receiver.next())
+        for received in got:
+            assert received.signed_with(hook["secret"])
+            assert not received.signed_with("another secret")
+            body = received.json
+            assert received.headers["x-cocreate-event"] == body["event"] == "document.changed"
+            assert received.headers["x-cocreate-delivery"] == body["id"]
+            assert body["document"] == "team/plan" and body["webhook"] == hook["id"]
+            assert abs(body["timestamp"] - time.time()) < 60 and body["data"]["authors"]
+        ranges = [(r.json["data"]["first_seq"], r.json["data"]["last_seq"]) for r in got]
+        assert ranges[0][0] == start + 1 and ranges[-1][1] == final
+        assert all(later[0] == earlier[1] + 1 for earlier, later in itertools.pairwise(ranges))
+        assert sum(r.json["data"]["updates"] for r in got) == edits
+        assert len(got) <= elapsed / DEBOUNCE + 2 and len(got) < edits  # many edits, few deliveries
+        log = await deliveries(server, "team/plan", hook)
+        assert {d["id"] for d in log} == {r.json["id"] for r in got}
+        await wait_for_log(server, f"{log[0]['id']} attempt 1: delivered")
+
+
+async def test_a_comment_event_is_delivered_and_logged(tmp_path: Path, receiver: Receiver) -> None:
+    with server_with(tmp_path, "--webhook-max-attempts", "3") as server:
+        doc: Doc[Any] = Doc()
+        async with connect(server.ws("team/talk"), doc) as client:
+            doc.get("t", type=Text).insert(0, "talk about this")
+            await client.flushed()
+        hook = await register(server, "team/talk", receiver.url("/in?token=abc"), ["comment"])
+        made = await thread(server, "team/talk")
+        received = await receiver.next()
+        assert received.target == "/in?token=abc" and received.signed_with(hook["secret"])
+        body = received.json
+        assert body["event"] == "comment.thread_created" and body["data"]["thread"]["id"] == made["id"]
+        await wait_for_log(server, f"{body['id']} attempt 1: delivered")
+        [logged] = await deliveries(server, "team/talk", hook)
+        assert (logged["id"], logged["status"], logged["attempts"], logged["last_status"]) == (
+            body["id"], "delivered", 1, 200,
+        )  # fmt: skip
+        assert logged["payload"] == body
+
+
+async def test_a_receiver_failing_twice_gets_the_delivery_on_the_third_attempt(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    receiver.replies = [500, 500]
+    with server_with(tmp_path, "--webhook-max-attempts", "3") as server:
+        doc: Doc[Any] = Doc()
+        async with connect(server.ws("team/retry"), doc) as client:
+            doc.get("t", type=Text).insert(0, "try again")
+            await client.flushed()
+        hook = await register(server, "team/retry", receiver.url(), ["comment"])
+        await thread(server, "team/retry")
+        attempts = [await receiver.next() for _ in range(3)]
+        assert len({a.headers["x-cocreate-delivery"] for a in attempts}) == 1
+        assert len({a.body for a in attempts}) == 1 and all(a.signed_with(hook["secret"]) for a in attempts)
+        delivery_id = attempts[0].json["id"]
+        await wait_for_log(server, f"{delivery_id} attempt 3: delivered")
+        [logged] = await deliveries(server, "team/retry", hook)
+        assert (logged["status"], logged["attempts"], logged["last_status"], logged["last_error"]) == (
+            "delivered", 3, 200, None,
+        )  # fmt: skip
+        assert "attempt 1: pending: HTTP 500" in server.log_text()
+
+
+async def test_a_receiver_that_never_answers_slows_nothing_and_ends_failed(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    receiver.default = None  # accepts the connection, reads the request, never answers
+    args = ("--webhook-max-attempts", "2", "--webhook-timeout", "3", "--webhook-concurrency", "1")
+    with server_with(tmp_path, *args) as server:
+        doc: Doc[Any] = Doc()
+        text = doc.get("t", type=Text)
+        async with connect(server.ws("team/dead"), doc) as client:
+            text.insert(0, "dead")
+            await client.flushed()
+            hook = await register(server, "team/dead", receiver.url(), ["document.changed", "comment"])
+            text.insert(0, "> ")
+            await client.flushed()
+            await asyncio.wait_for(receiver.hanging.wait(), 10)  # the only sender is stuck now
+            first = receiver.log[0].json["id"]
+            for i in range(30):  # every edit is acknowledged while the delivery hangs
+                text.insert(len(str(text)), f" {i}")
+                await client.flushed()
+            await thread(server, "team/dead")  # and the HTTP API answers
+            assert len(receiver.log) == 1, "the stuck attempt was still the only one"
+            assert f"{first} attempt 1" not in server.log_text()
+        await wait_for_log(server, f"{first} attempt 2: failed: no answer within 3s", timeout=30)
+        log = await deliveries(server, "team/dead", hook)
+        failed = next(d for d in log if d["id"] == first)
+        assert (failed["status"], failed["attempts"], failed["last_status"]) == ("failed", 2, None)
+        assert failed["last_error"] == "no answer within 3s" and failed["next_attempt_at"] is None
+        assert {d["event"] for d in log} >= {"document.changed", "comment.thread_created"}
+        assert all(d["status"] in ("pending", "failed") for d in log)  # the others wait their turn, in the DB
+
+
+async def test_pending_deliveries_resume_after_a_restart(tmp_path: Path, receiver: Receiver) -> None:
+    receiver.default = 503
+    args = ("--webhook-max-attempts", "100", "--webhook-backoff", "0.3", "--webhook-backoff-max", "0.3")
+    with server_with(tmp_path, *args) as server:
+        doc: Doc[Any] = Doc()
+        async with connect(server.ws("team/later"), doc) as client:
+            doc.get("t", type=Text).insert(0, "later on")
+            await client.flushed()
+        hook = await register(server, "team/later", receiver.url(), ["comment"])
+        await thread(server, "team/later")
+        delivery_id = (await receiver.next()).json["id"]
+        server.stop()
+        while not receiver.received.empty():  # attempts made before the stop
+            receiver.received.get_nowait()
+        receiver.default = 200
+        server.start()
+        assert (await receiver.next(timeout=20)).json["id"] == delivery_id
+        await wait_for_log(server, f"{delivery_id} attempt \\d+: delivered")
+        [logged] = await deliveries(server, "team/later", hook)
+        assert logged["status"] == "delivered" and logged["attempts"] >= 2
