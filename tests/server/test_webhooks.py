@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
+import random
 import time
-from collections.abc import AsyncIterator, Iterator
+import uuid
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,12 @@ import pytest
 from pycrdt import Doc, Text
 
 from client import connect
+from persistence.base import NewUpdate, StorageError
+from persistence.memory import MemoryStorage
+from persistence.webhooks import Delivery, MemoryWebhookStore, Webhook, WebhookStore
+from server.events import DocumentEvent
+from server.settings import Settings
+from server.webhooks import WebhookDispatcher
 from tests.support.http import request
 from tests.support.receiver import Receiver
 from tests.support.server_process import ServerProcess, running_server
@@ -202,3 +211,102 @@ async def test_pending_deliveries_resume_after_a_restart(tmp_path: Path, receive
         await wait_for_log(server, f"{delivery_id} attempt \\d+: delivered")
         [logged] = await deliveries(server, "team/later", hook)
         assert logged["status"] == "delivered" and logged["attempts"] >= 2
+
+
+# -- the dispatcher in process (memory storage): what becomes a delivery row ------------------------------
+async def dispatcher_with(
+    settings: Settings, store: WebhookStore | None = None
+) -> tuple[WebhookDispatcher, MemoryStorage, str]:
+    storage = MemoryStorage()
+    record = await storage.create_document("team/a", time.time())
+    dispatcher = WebhookDispatcher(store or MemoryWebhookStore(), storage, settings, time.time)
+    return dispatcher, storage, record.id
+
+
+def a_hook(document_id: str, events: tuple[str, ...], url: str = "https://hooks.example.com/in") -> Webhook:
+    return Webhook(uuid.uuid4().hex, document_id, url, events, "k", "olga", time.time())
+
+
+async def rows_of(dispatcher: WebhookDispatcher, hook: Webhook) -> list[Any]:
+    return [json.loads(d.payload) for d in reversed(await dispatcher.store.list_deliveries(hook.id, 1000))]
+
+
+async def test_commits_fold_into_one_window_per_document() -> None:
+    dispatcher, _, document_id = await dispatcher_with(Settings(webhook_debounce=3600))
+    changes, comments = a_hook(document_id, ("document.changed",)), a_hook(document_id, ("comment",))
+    for hook in (changes, comments):
+        await dispatcher.store.create_webhook(hook)
+        dispatcher.added(hook)
+    rng = random.Random(7)
+    seq = 10
+    for _ in range(50):
+        batch = [NewUpdate(b"x", rng.choice(["ann", "bo"]), 0.0) for _ in range(rng.randint(1, 4))]
+        seq += len(batch)
+        dispatcher.on_commit("team/a", document_id, seq, batch)
+    dispatcher.on_commit("team/other", "f" * 32, 3, [NewUpdate(b"x", "cy", 0.0)])  # no webhooks there
+    await dispatcher.close()  # closes the open windows and records them
+    [changed] = await rows_of(dispatcher, changes)
+    assert changed["event"] == "document.changed" and changed["document"] == "team/a"
+    data = changed["data"]
+    assert (data["first_seq"], data["last_seq"], data["updates"], data["authors"]) == (
+        11,
+        seq,
+        seq - 10,
+        ["ann", "bo"],
+    )
+    assert await rows_of(dispatcher, comments) == []
+
+
+async def test_only_comment_and_session_events_of_hooked_documents_become_deliveries() -> None:
+    dispatcher, storage, document_id = await dispatcher_with(Settings())
+    await storage.create_document("team/b", time.time())
+    hook = a_hook(document_id, ("comment", "session"))
+    await dispatcher.store.create_webhook(hook)
+    dispatcher.added(hook)
+    for document, kind in [
+        ("team/a", "comment.added"),
+        ("team/a", "lagged"),
+        ("team/a", "bookmark.added"),
+        ("team/b", "comment.added"),
+        ("team/a", "session.started"),
+        ("team/gone", "comment.added"),
+    ]:
+        dispatcher.on_event(DocumentEvent(document, kind, {"seq": 1}))
+    await dispatcher.close()
+    assert [(r["event"], r["document"], r["data"]) for r in await rows_of(dispatcher, hook)] == [
+        ("comment.added", "team/a", {"seq": 1}),
+        ("session.started", "team/a", {"seq": 1}),
+    ]
+    dispatcher.removed(hook.id)
+    dispatcher.on_event(DocumentEvent("team/a", "comment.added", {}))
+    assert not dispatcher._intake  # no webhooks at all: nothing is even queued
+
+
+class FlakyStore(MemoryWebhookStore):
+    """Fails the first `add_deliveries`, like a database that is briefly unavailable."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 1
+
+    async def add_deliveries(self, deliveries: Sequence[Delivery]) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise StorageError("database unavailable")
+        await super().add_deliveries(deliveries)
+
+
+async def test_events_survive_a_storage_failure_and_are_sent(receiver: Receiver) -> None:
+    store = FlakyStore()
+    settings = Settings(webhook_allow_private=True, webhook_timeout=2)
+    dispatcher, _, document_id = await dispatcher_with(settings, store)
+    hook = a_hook(document_id, ("comment",), receiver.url())
+    await store.create_webhook(hook)
+    await dispatcher.start()
+    try:
+        for n in range(3):
+            dispatcher.on_event(DocumentEvent("team/a", "comment.added", {"n": n}))
+        got = [(await receiver.next()).json["data"]["n"] for _ in range(3)]
+        assert sorted(got) == [0, 1, 2] and store.failures == 0
+    finally:
+        await dispatcher.close()
