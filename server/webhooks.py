@@ -196,14 +196,17 @@ class WebhookDispatcher:
                 except StorageError as exc:
                     log.error("could not record webhook deliveries (will retry): %s", exc)
                     await asyncio.sleep(RETRY_STORAGE_SECONDS)
+                except Exception:  # a bug, not an outage: retrying cannot help (`_persist_some` dropped it)
+                    log.exception("dropped webhook events that could not be turned into deliveries")
 
     async def _persist_some(self) -> None:
         batch = [self._intake.popleft() for _ in range(min(INTAKE_BATCH, len(self._intake)))]
         try:
             rows = await self._deliveries_for(batch)
             await self.store.add_deliveries(rows)
-        except BaseException:
-            self._intake.extendleft(reversed(batch))  # kept, in order, for the next try
+        except BaseException as exc:
+            if isinstance(exc, StorageError) or not isinstance(exc, Exception):  # outage, cancellation
+                self._intake.extendleft(reversed(batch))  # kept, in order, for the next try
             raise
         if rows:
             self._wake_scheduler.set()
@@ -281,6 +284,8 @@ class WebhookDispatcher:
                 log.info("webhook delivery %s attempt %d: %s", delivery.id, delivery.attempts, outcome)
             except StorageError as exc:  # the lease ends and the delivery is tried again
                 log.error("could not record webhook delivery %s: %s", delivery.id, exc)
+            except Exception:  # keep the sender alive; the lease ends and the delivery is tried again
+                log.exception("webhook delivery %s: unexpected error", delivery.id)
             finally:
                 self._idle += 1
                 self._wake_scheduler.set()

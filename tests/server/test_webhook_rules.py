@@ -6,6 +6,12 @@ import hashlib
 import hmac
 import json
 import random
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -22,6 +28,7 @@ from server.webhook_rules import (
     payload,
     signature,
 )
+from tests.support.node import unavailable
 
 
 def test_targets_are_parsed_into_connection_and_request() -> None:
@@ -123,3 +130,44 @@ def test_only_comment_and_session_events_are_forwarded() -> None:
     assert (
         not is_forwarded("lagged") and not is_forwarded("history.restored") and not is_forwarded("commentary")
     )
+
+
+# -- the verification examples of docs/WEBHOOKS.md accept our signature and refuse a forged one -------------
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "WEBHOOKS.md"
+SECRET = "e" * 64
+BODY = payload("d" * 32, "w" * 32, "comment.added", "team/a", time.time(), {"seq": 1}).encode()
+
+
+def example(language: str) -> str:
+    found = re.search(rf"```{language}\n(.*?)```", DOCS.read_text(), re.S)
+    assert found, f"no {language} example in {DOCS}"
+    return found.group(1)
+
+
+def test_the_python_example_verifies_our_signature() -> None:
+    scope: dict[str, Any] = {}
+    exec(example("python"), scope)
+    verify = scope["verify"]
+    assert verify(SECRET, BODY, signature(SECRET, BODY))["event"] == "comment.added"
+    for forged in ("", signature("another", BODY), signature(SECRET, BODY + b" ")):
+        with pytest.raises(ValueError):
+            verify(SECRET, BODY, forged)
+    old = payload("d" * 32, "w" * 32, "comment.added", "team/a", time.time() - 3600, {}).encode()
+    with pytest.raises(ValueError, match="too old"):
+        verify(SECRET, old, signature(SECRET, old))
+
+
+def test_the_node_example_verifies_our_signature() -> None:
+    node = shutil.which("node")
+    if node is None:
+        unavailable("the Node signature example", "`node` is not on PATH")
+    assert node is not None
+    script = example("js") + (
+        "const [secret, body, good, bad] = process.argv.slice(1);\n"
+        "console.log(verify(secret, Buffer.from(body), good).event);\n"
+        "try { verify(secret, Buffer.from(body), bad); console.log('accepted'); }"
+        " catch (e) { console.log(e.message); }\n"
+    )
+    args = [node, "-e", script, SECRET, BODY.decode(), signature(SECRET, BODY), signature("x", BODY)]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=30, check=True)
+    assert result.stdout.split("\n")[:2] == ["comment.added", "bad signature"]

@@ -96,7 +96,7 @@ async def test_document_changes_are_debounced_signed_and_cover_every_seq(
             elapsed = time.monotonic() - began
             final = (await api(server, "GET", "/api/documents/team/plan"))["last_seq"]
             assert final == start + edits
-            got = []
+            got: list[Any] = []
             while not got or got[-1].json["data"]["last_seq"] < final:
                 got.append(await receiver.next())
         for received in got:
