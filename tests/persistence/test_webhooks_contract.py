@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -182,3 +183,30 @@ async def test_deliveries_refuse_bad_status_and_duplicates(env: Env) -> None:
 
 def test_the_webhook_tables_are_declared() -> None:
     assert set(metadata.tables) >= webhook_tables.WEBHOOK_TABLES
+
+
+async def test_concurrent_claims_from_two_connections_never_share_a_delivery(
+    env: Env, storage_url: str
+) -> None:
+    webhook = hook(env.document_id)
+    await env.store.create_webhook(webhook)
+    made = [delivery(webhook.id, T0 + i / 100) for i in range(40)]
+    await env.store.add_deliveries(made)
+    other_storage = None
+    other = env.store
+    if storage_url != "memory://":  # a second process would have its own engine and connections
+        other_storage = make_storage(storage_url)
+        await other_storage.open()
+        other = webhook_store_for(other_storage)
+    try:
+        rounds = await asyncio.gather(
+            *(store.claim_due(T0 + 10, 7, T0 + 60) for store in [env.store, other] * 4)
+        )
+    finally:
+        if other_storage is not None:
+            await other_storage.close()
+    claimed = [d.id for batch in rounds for d in batch]
+    assert len(claimed) == len(set(claimed)) and claimed  # disjoint
+    assert all(d.attempts == 1 for batch in rounds for d in batch)
+    rest = await env.store.claim_due(T0 + 10, 100, T0 + 60)
+    assert sorted(claimed + [d.id for d in rest]) == sorted(d.id for d in made)  # none lost, none twice
