@@ -128,7 +128,10 @@ class WebhookDispatcher:
             log.error("shutdown: %d webhook events could not be recorded", len(self._intake))
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            _, stuck = await asyncio.wait(self._tasks, timeout=timeout)
+            if stuck:  # never block the shutdown on ourselves
+                log.error("shutdown: %d webhook tasks did not stop", len(stuck))
         self._tasks = []
 
     # -- the index of active webhooks ----------------------------------------------------------------
@@ -258,8 +261,11 @@ class WebhookDispatcher:
                             delay = min(POLL_SECONDS, max(0.05, due - self.clock()))
             except StorageError as exc:
                 log.error("could not read the webhook queue: %s", exc)
+            # not `asyncio.wait_for`: on Python 3.11 it can swallow a cancellation that arrives as the
+            # event is set (a sender cancelled at shutdown sets it), leaving this loop running forever
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake_scheduler.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await self._wake_scheduler.wait()
 
     async def _refresh_loop(self) -> None:
         while True:

@@ -310,3 +310,18 @@ async def test_events_survive_a_storage_failure_and_are_sent(receiver: Receiver)
         assert sorted(got) == [0, 1, 2] and store.failures == 0
     finally:
         await dispatcher.close()
+
+
+async def test_close_stops_every_task_while_deliveries_are_in_flight(receiver: Receiver) -> None:
+    settings = Settings(webhook_allow_private=True, webhook_timeout=5, webhook_concurrency=2)
+    for round_ in range(15):
+        dispatcher, _, document_id = await dispatcher_with(settings)
+        hook = a_hook(document_id, ("comment",), receiver.url())
+        await dispatcher.store.create_webhook(hook)
+        await dispatcher.start()
+        tasks = list(dispatcher._tasks)
+        for n in range(4):
+            dispatcher.on_event(DocumentEvent("team/a", "comment.added", {"n": n}))
+        await receiver.next()  # senders are busy (answered, recording, or sending the next)
+        await asyncio.wait_for(dispatcher.close(timeout=5), 8)
+        assert all(task.done() for task in tasks), round_
