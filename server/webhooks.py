@@ -54,6 +54,7 @@ INTAKE_BATCH = 200  # events turned into delivery rows per transaction
 POLL_SECONDS = 5.0  # the scheduler looks at the database at least this often (leases, other processes)
 REFRESH_SECONDS = 10.0  # webhooks created by another process are seen within this
 RETRY_STORAGE_SECONDS = 1.0
+CONTENDED_SECONDS = 0.5  # due rows another process is claiming right now
 LEASE_MARGIN_SECONDS = 5.0
 
 
@@ -246,19 +247,20 @@ class WebhookDispatcher:
             self._wake_scheduler.clear()
             delay = POLL_SECONDS
             try:
-                if self._idle > 0:
-                    now = self.clock()
-                    lease = now + self.settings.webhook_timeout + LEASE_MARGIN_SECONDS
-                    claimed = await self.store.claim_due(now, self._idle, lease)
-                    for delivery in claimed:
-                        self._idle -= 1
-                        self._queue.put_nowait(delivery)
-                    if self._idle == 0:
-                        delay = POLL_SECONDS  # a sender that finishes wakes us
-                    else:
-                        due = await self.store.next_due_at()
-                        if due is not None:
-                            delay = min(POLL_SECONDS, max(0.05, due - self.clock()))
+                if self._idle > 0:  # else a sender that finishes wakes us
+                    due = await self.store.next_due_at()  # a read: no write lock while idle
+                    if due is not None and due <= self.clock():
+                        now = self.clock()
+                        lease = now + self.settings.webhook_timeout + LEASE_MARGIN_SECONDS
+                        claimed = await self.store.claim_due(now, self._idle, lease)
+                        for delivery in claimed:
+                            self._idle -= 1
+                            self._queue.put_nowait(delivery)
+                        if claimed:
+                            continue  # more may be due
+                        delay = CONTENDED_SECONDS  # another process holds them
+                    elif due is not None:
+                        delay = min(POLL_SECONDS, max(0.01, due - self.clock()))
             except StorageError as exc:
                 log.error("could not read the webhook queue: %s", exc)
             # not `asyncio.wait_for`: on Python 3.11 it can swallow a cancellation that arrives as the
