@@ -23,7 +23,7 @@ from persistence.access import access_store_for
 from persistence.base import Storage, StorageError
 from persistence.factory import open_storage
 from persistence.history import history_store_for
-from server import access_api, comments_api, documents_api, history_api, http, offload
+from server import access_api, comments_api, documents_api, history_api, http, offload, webhooks_api
 from server.access import MIN_SECRET_BYTES, TokenAuthenticator
 from server.auth import Authenticator, LocalAuthenticator
 from server.events import EventBus
@@ -36,11 +36,12 @@ from server.replay_channel import replay_channel
 from server.rooms import RoomRegistry
 from server.settings import Settings
 from server.transport import ChannelFactory, WebSocketConnection
+from server.webhooks import webhooks_for
 from server.ywebsocket import YWebSocketPeer
 
 log = logging.getLogger("cocreate")
 
-ROUTE_MODULES = [http, documents_api, access_api, comments_api, history_api]
+ROUTE_MODULES = [http, documents_api, access_api, comments_api, history_api, webhooks_api]
 
 
 def build(settings: Settings, storage: Storage | None = None) -> tuple[Starlette, Hub]:
@@ -68,11 +69,13 @@ def build(settings: Settings, storage: Storage | None = None) -> tuple[Starlette
         await store.open()
         freeze_startup_heap()
         sweeper = asyncio.create_task(hub.sweep_forever(), name="sweeper")
+        await webhooks_for(hub).start()
         try:
             yield
         finally:
             sweeper.cancel()
             await registry.close()
+            await webhooks_for(hub).close(settings.close_timeout)
             replays_for(hub).close()
             await presence.drain()
             await store.close()

@@ -10,6 +10,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from server import history_cli
 from server.settings import Settings, setting_fields
@@ -21,8 +22,9 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     serve = sub.add_parser("serve", help="run the collaboration server")
     for name, default, kind, help_text in setting_fields():
         flags = [f"--{name.replace('_', '-')}", *_ALIASES.get(name, [])]
+        switch: dict[str, Any] = {"nargs": "?", "const": "true"} if kind == "bool" else {}  # `--flag`: on
         serve.add_argument(*flags, dest=name, default=None, metavar=kind.upper().split(" ")[0],
-                           help=f"{help_text} (default: {default})")  # fmt: skip
+                           help=f"{help_text} (default: {default})", **switch)  # fmt: skip
     serve.add_argument("--log-level", default="info")
 
 

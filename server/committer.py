@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from pycrdt import Doc
 
@@ -15,6 +15,9 @@ from server.peer import Peer
 from server.settings import Settings
 
 log = logging.getLogger("cocreate.commit")
+
+#: Told after each committed batch: (document name, document id, last seq, the batch). Must not block.
+CommitHook = Callable[[str, str, int, Sequence[NewUpdate]], None]
 
 
 class Committer:
@@ -33,6 +36,7 @@ class Committer:
         clock: Callable[[], float],
         encode_state: Callable[[], bytes | None],
         on_failure: Callable[[StorageError], None],
+        on_commit: CommitHook | None = None,
     ) -> None:
         self.name = name
         self.document_id = document_id
@@ -41,6 +45,7 @@ class Committer:
         self.clock = clock
         self.encode_state = encode_state  # None when the document may not be snapshotted
         self.on_failure = on_failure
+        self.on_commit = on_commit
         self.last_seq = 0
         self.snapshot_seq = 0
         self.snapshot_bytes = 0
@@ -93,6 +98,11 @@ class Committer:
                 self._idle.set()
                 self.on_failure(exc)
                 return
+            if batch and self.on_commit is not None:
+                try:
+                    self.on_commit(self.name, self.document_id, self.last_seq, batch)
+                except Exception:  # an observer never breaks durability
+                    log.exception("room %r: commit hook failed", self.name)
             highest: dict[Peer, int] = {}
             for peer, index in acks:  # acknowledgements are cumulative: one per peer and batch
                 highest[peer] = max(index, highest.get(peer, 0))

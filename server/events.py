@@ -53,6 +53,7 @@ class EventBus:
         self._subscribers: dict[str, set[Subscription]] = defaultdict(set)
         self._listeners: dict[str, list[Callable[[DocumentEvent], None]]] = defaultdict(list)
         self._next_id = 0
+        self.observer: Callable[[DocumentEvent], None] | None = None  # every document's events (webhooks)
 
     def listen(self, document: str, callback: Callable[[DocumentEvent], None]) -> Callable[[], None]:
         """Call `callback` synchronously for each event of `document`; returns the unlisten function."""
@@ -74,6 +75,8 @@ class EventBus:
             subscription.offer(event)
         for callback in list(self._listeners.get(document, ())):
             callback(event)
+        if self.observer is not None:
+            self.observer(event)
         return event
 
     def subscribers(self, document: str) -> int:

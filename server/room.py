@@ -16,7 +16,7 @@ from crdt.messages import DocumentEvent as EventMessage
 from crdt.sync import AwarenessQueried, AwarenessReceived, Event, SyncRequested, UpdateReceived, WriteRefused
 from crdt.validation import UpdateLimits, UpdateSummary, validate_state_vector, validate_update
 from persistence.base import DocumentExists, DocumentRecord, NewUpdate, Storage, StorageError
-from server.committer import Committer
+from server.committer import CommitHook, Committer
 from server.epochs import CLOSE_DOCUMENT_GONE, STALE_REASON, is_stale, retired_clocks
 from server.events import DocumentEvent, EventBus
 from server.frames import binary_frame
@@ -87,6 +87,7 @@ class Room:
         self.events = events
         self.limits = limits or UpdateLimits()
         self.presence: PresenceHook | None = None  # records joins, leaves, awareness (history)
+        self.on_commit: CommitHook | None = None  # told of each committed batch (webhooks)
         self.record: DocumentRecord | None = None
         self.document = Document()
         self.awareness = AwarenessRegistry()
@@ -135,6 +136,7 @@ class Room:
                 self.clock,
                 self._snapshot_state,
                 self._commit_failed,
+                self.on_commit,
             )
             await self._load()
             self._retired = await retired_clocks(self.storage, self.name)

@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 
 from persistence.base import Storage
+from server.committer import CommitHook
 from server.events import EventBus
 from server.presence import PresenceHook
 from server.room import Room
@@ -31,6 +32,7 @@ class RoomRegistry:
         self._closed = False
         self._blocked: set[str] = set()
         self.presence: PresenceHook | None = None  # handed to every room (presence recording)
+        self.on_commit: CommitHook | None = None  # handed to every room's committer (webhooks)
 
     def __len__(self) -> int:
         return len(self._rooms)
@@ -51,6 +53,7 @@ class RoomRegistry:
             return previous
         room = Room(name, self.storage, self.settings, self.clock, self.events)
         room.presence = self.presence
+        room.on_commit = self.on_commit
         self._rooms[name] = room
         task = asyncio.create_task(self._run(room, previous), name=f"room:{name}")
         self._tasks.add(task)

@@ -66,6 +66,17 @@ class Settings:
         2000, "history seeks store a snapshot every this many log rows they replay; 0: never"
     )
 
+    webhook_allow_private: bool = setting(
+        False, "let webhooks target loopback/private/reserved addresses (SSRF protection off; tests only)"
+    )
+    webhook_connect_timeout: float = setting(5.0, "seconds to connect to a webhook receiver (TLS included)")
+    webhook_timeout: float = setting(15.0, "seconds for a whole webhook delivery attempt, answer included")
+    webhook_max_attempts: int = setting(8, "attempts of a webhook delivery before it is marked failed")
+    webhook_backoff: float = setting(10.0, "seconds before the first retry; doubled per attempt, with jitter")
+    webhook_backoff_max: float = setting(3600.0, "longest wait between two attempts of a delivery")
+    webhook_concurrency: int = setting(8, "webhook deliveries sent at once (the rest wait in the database)")
+    webhook_debounce: float = setting(5.0, "at most one document.changed webhook per document this often")
+
     def describe(self) -> dict[str, Any]:
         return {
             f.name: "***"

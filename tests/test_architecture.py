@@ -21,7 +21,7 @@ IO_LIBRARIES = {
     "aiosqlite", "asyncpg", "time", "datetime", "threading", "subprocess", "selectors", "ssl",
 }  # fmt: skip
 # Only these edge modules may import the web/database libraries.
-EDGE_ONLY = {"websockets", "starlette", "uvicorn", "sqlalchemy", "aiosqlite", "asyncpg", "alembic"}
+EDGE_ONLY = {"websockets", "starlette", "uvicorn", "sqlalchemy", "aiosqlite", "asyncpg", "alembic", "h11"}
 
 
 def modules(package: str) -> list[Path]:
@@ -54,7 +54,14 @@ def test_core_is_sans_io() -> None:
 def is_edge(relative: str) -> bool:
     """Edges: the websocket transport, HTTP plumbing and route modules (`*_api.py`), wiring, SQL adapters."""
     return (
-        relative in {"server/transport.py", "server/app.py", "server/http.py", "client/client.py"}
+        relative
+        in {
+            "server/transport.py",
+            "server/app.py",
+            "server/http.py",
+            "server/webhook_http.py",
+            "client/client.py",
+        }
         or (relative.startswith("server/") and relative.endswith("_api.py"))
         or relative.startswith("persistence/sql/")
     )

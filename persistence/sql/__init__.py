@@ -2,6 +2,7 @@
 
 from persistence.sql import comment_tables as _comment_tables  # noqa: F401  (registers its tables)
 from persistence.sql import history_tables as _history_tables  # noqa: F401  (registers its tables)
+from persistence.sql import webhook_tables as _webhook_tables  # noqa: F401  (registers its tables)
 from persistence.sql.storage import SqlStorage
 
 __all__ = ["SqlStorage"]

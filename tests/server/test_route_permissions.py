@@ -40,6 +40,7 @@ class Rule:
 _COMMENT = "/api/documents/{name:path}/-/threads/{id}/comments/{comment}"
 _HISTORY = "/api/documents/{name:path}/-/history"
 _REPLAY = "/api/documents/{name:path}/-/replays/{id}"
+_WEBHOOKS = "/api/documents/{name:path}/-/webhooks"
 
 RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/healthz"): Rule(PUBLIC),
@@ -86,6 +87,13 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", _REPLAY): Rule(Role.VIEWER),
     ("DELETE", _REPLAY): Rule(Role.VIEWER),  # then: only who opened it, or an owner
     **{("POST", f"{_REPLAY}/{action}"): Rule(Role.VIEWER) for action in ("play", "pause", "seek", "speed")},
+    # webhooks (owners only: a webhook sends the document's events to any URL)
+    ("POST", _WEBHOOKS): Rule(
+        Role.OWNER, body={"url": "https://hooks.example.com/in", "events": ["comment"]}
+    ),
+    ("GET", _WEBHOOKS): Rule(Role.OWNER),
+    ("DELETE", f"{_WEBHOOKS}/{{webhook}}"): Rule(Role.OWNER),
+    ("GET", f"{_WEBHOOKS}/{{webhook}}/deliveries"): Rule(Role.OWNER),
 }
 
 #: Values for path parameters, by name; a parameter not listed here fails the test (add it).
@@ -96,6 +104,7 @@ PARAMS = {
     "id": "0" * 32,
     "comment": "0" * 32,
     "emoji": "%F0%9F%91%8D",
+    "webhook": "0" * 32,
 }
 
 app, hub = build(Settings(secret=SECRET), MemoryStorage())
