@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 
 from persistence.base import Storage
 from server.events import EventBus
+from server.metrics import Metrics
 from server.presence import PresenceHook
 from server.room import Room
 from server.settings import Settings
@@ -31,6 +32,7 @@ class RoomRegistry:
         self._closed = False
         self._blocked: set[str] = set()
         self.presence: PresenceHook | None = None  # handed to every room (presence recording)
+        self.metrics = Metrics()  # the server's metrics (the hub shares them); handed to every room
 
     def __len__(self) -> int:
         return len(self._rooms)
@@ -51,6 +53,7 @@ class RoomRegistry:
             return previous
         room = Room(name, self.storage, self.settings, self.clock, self.events)
         room.presence = self.presence
+        room.metrics = self.metrics
         self._rooms[name] = room
         task = asyncio.create_task(self._run(room, previous), name=f"room:{name}")
         self._tasks.add(task)
