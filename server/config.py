@@ -49,7 +49,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
         if isinstance(value, bool) or not isinstance(value, expected):
             wanted = " or ".join(kind.__name__ for kind in expected)
             raise ConfigError(
-                f"config file {path}: setting {key!r} must be a {wanted}, not {type(value).__name__}"
+                f"config file {path}: setting {key!r} must be of type {wanted}, not {type(value).__name__}"
             )
         values[name] = value
     return values
