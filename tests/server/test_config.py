@@ -82,7 +82,7 @@ def test_bad_values_get_a_clear_error(tmp_path: Path, text: str, message: str) -
 
 
 def test_a_missing_file_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="config file .*missing.toml"):
+    with pytest.raises(ConfigError, match=r"config file .*missing\.toml"):
         resolve({}, {}, tmp_path / "missing.toml")
 
 
