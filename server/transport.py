@@ -414,7 +414,11 @@ class WebSocketConnection(asyncio.Protocol):
                 self.hub.metrics.outbox_overflows.inc()
             self._closing = True
             self._finish_after_flush()  # over the limit: abort
-        if self.protocol.close_expected() and not self._finished:
+        protocol = self.protocol
+        if protocol.close_expected() and not self._finished and (protocol.close_rcvd or protocol.eof_sent):
+            # The closing handshake is over (or failed). After a close we started, keep reading until
+            # the peer's close frame instead: closing a socket with unread input resets the connection,
+            # and the reset destroys our close frame before the peer reads it (it would see 1006).
             self._closing = True
             self._finish_after_flush()
 
