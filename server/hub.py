@@ -142,6 +142,8 @@ class Hub:
             return Rejection(exc.status, exc.error, exc.detail)
         if self.registry.is_blocked(name):  # checked after authorizing: says nothing to strangers
             return Rejection(503, "document_busy", "the document is being renamed or deleted; retry")
+        if self.readiness.shutting_down:  # again: the shutdown may have begun while authorizing
+            return Rejection(503, "shutting_down", "the server is restarting; connect again")
         acks = query.get("acks", "0") in ("1", "true")
         endpoint = "replay" if "replay" in query else "y-websocket"  # `?replay=ID`: a read-only replay room
         return Admission(

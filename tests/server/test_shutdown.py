@@ -1,4 +1,5 @@
-"""Graceful shutdown of a real server (SIGTERM): writers mid-edit get every ack, then a 1012 close;
+"""Graceful shutdown of a real server (SIGTERM): y-websocket and Hocuspocus writers mid-edit get every ack,
+then a 1012 close;
 the restarted server holds exactly the acknowledged edits, none lost, none twice."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
 from client import connect
+from crdt.hocuspocus import Authenticated, Envelope, Sender, SyncStatus, Token, decode_frame, encode_frame
 from crdt.messages import Ack, SyncUpdate, decode_message, encode_message
 from tests.support.server_process import ServerProcess
 
@@ -25,11 +27,14 @@ CLOSE_TIMEOUT = 5.0
 
 @dataclass
 class Writer:
-    """One raw y-websocket connection (acks on) sending numbered, uniquely labelled inserts."""
+    """One raw connection sending numbered, uniquely labelled inserts: y-websocket with cocreate's
+    cumulative acks, or Hocuspocus (one SyncStatus per update, in order)."""
 
     label: str
     document: str
     client_id: int
+    hocuspocus: bool = False
+    authenticated: asyncio.Event = field(default_factory=asyncio.Event)
     sent: int = 0
     acked: int = 0
     first_ack: asyncio.Event = field(default_factory=asyncio.Event)
@@ -41,6 +46,9 @@ class Writer:
         try:
             async for data in ws:
                 assert isinstance(data, bytes)
+                if self.hocuspocus:
+                    self._hocuspocus_message(data)
+                    continue
                 message = decode_message(data)
                 if isinstance(message, Ack):
                     assert message.count >= self.acked, "acks are cumulative"
@@ -55,14 +63,33 @@ class Writer:
         self.close_code = ws.close_code
         self.close_reason = ws.close_reason or ""
 
+    def _hocuspocus_message(self, data: bytes) -> None:
+        frame = decode_frame(data, Sender.SERVER)
+        if not isinstance(frame, Envelope):
+            return
+        if isinstance(frame.message, Authenticated):
+            self.authenticated.set()
+        elif frame.message == SyncStatus(True):
+            self.acked += 1
+            self.first_ack.set()
+        elif isinstance(frame.message, SyncStatus):
+            raise AssertionError(f"{self.label}: an update was refused")
+
     async def _send(self, ws: ClientConnection) -> None:
         doc = Doc(client_id=self.client_id)
         text = doc.get("t", type=Text)
         with contextlib.suppress(ConnectionClosed):
+            if self.hocuspocus:
+                await ws.send(encode_frame(Envelope(self.document, Token(""))))
+                await self.authenticated.wait()
             for index in range(1, MAX_EDITS + 1):
                 before = doc.get_state()
                 text.insert(len(text), f"{self.label}-{index};")
-                await ws.send(encode_message(SyncUpdate(doc.get_update(before))))
+                update = SyncUpdate(doc.get_update(before))
+                if self.hocuspocus:
+                    await ws.send(encode_frame(Envelope(self.document, update)))
+                else:
+                    await ws.send(encode_message(update))
                 self.sent = index
                 await asyncio.sleep(0)  # yield: let this client read its acks between sends
 
@@ -74,9 +101,20 @@ async def test_sigterm_commits_and_acks_every_received_edit_then_closes_with_101
         extra_args=["--close-timeout", str(CLOSE_TIMEOUT)],
     ).start()
     try:
-        writers = [Writer("a1", "shut/a", 1001), Writer("a2", "shut/a", 1002), Writer("b1", "shut/b", 1003)]
-        sockets = [await ws_connect(server.ws(w.document, "acks=1"), max_size=None) for w in writers]
-        hocuspocus = await ws_connect(f"ws://127.0.0.1:{server.port}/hocuspocus")
+        writers = [
+            Writer("a1", "shut/a", 1001),
+            Writer("a2", "shut/a", 1002),
+            Writer("b1", "shut/b", 1003),
+            Writer("h1", "shut/a", 1004, hocuspocus=True),
+        ]
+        hocuspocus_url = f"ws://127.0.0.1:{server.port}/hocuspocus"
+        sockets = [
+            await ws_connect(
+                hocuspocus_url if w.hocuspocus else server.ws(w.document, "acks=1"), max_size=None
+            )
+            for w in writers
+        ]
+        idle = await ws_connect(hocuspocus_url)  # a Hocuspocus socket with no document open
         runs = [asyncio.create_task(w.run(ws)) for w, ws in zip(writers, sockets, strict=True)]
         await asyncio.wait_for(asyncio.gather(*(w.first_ack.wait() for w in writers)), 10)
         assert server.process is not None
@@ -84,7 +122,7 @@ async def test_sigterm_commits_and_acks_every_received_edit_then_closes_with_101
         server.process.send_signal(signal.SIGTERM)
         await asyncio.wait_for(asyncio.gather(*runs), CLOSE_TIMEOUT + 5)
         with contextlib.suppress(ConnectionClosed):
-            await asyncio.wait_for(hocuspocus.recv(), CLOSE_TIMEOUT + 5)
+            await asyncio.wait_for(idle.recv(), CLOSE_TIMEOUT + 5)
         exit_code = await asyncio.to_thread(server.process.wait, CLOSE_TIMEOUT + 5)
         stopped_in = time.monotonic() - signalled
     finally:
@@ -95,7 +133,7 @@ async def test_sigterm_commits_and_acks_every_received_edit_then_closes_with_101
     for writer in writers:
         assert (writer.close_code, writer.close_reason) == (1012, "server restarting"), (writer, log[-2000:])
         assert 0 < writer.acked <= writer.sent < MAX_EDITS, writer  # still sending when closed
-    assert (hocuspocus.close_code, hocuspocus.close_reason) == (1012, "server restarting")
+    assert (idle.close_code, idle.close_reason) == (1012, "server restarting")
 
     server.start()
     try:
