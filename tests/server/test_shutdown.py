@@ -1,6 +1,5 @@
-"""Graceful shutdown of a real server (SIGTERM): y-websocket and Hocuspocus writers mid-edit get every ack,
-then a 1012 close;
-the restarted server holds exactly the acknowledged edits, none lost, none twice."""
+"""Graceful shutdown of a real server (SIGTERM): y-websocket and Hocuspocus writers mid-edit get every
+ack, then a 1012 close; the restarted server holds exactly the acknowledged edits, none lost or doubled."""
 
 from __future__ import annotations
 
