@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 from pycrdt import Doc, Text
 from websockets.asyncio.client import connect as ws_connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from client import connect
 from crdt.errors import DecodeError, InvalidUpdate, MessageTooLarge, UpdateAhead
@@ -121,6 +122,11 @@ async def test_a_real_server_counts_edits_fanout_acks_and_commits(tmp_path: Path
             await reader.wait_for(lambda: str(reader_text) == str(text))
             after = await scrape(server.port)
             third = await ws_connect(server.ws("m/other"))
+            await third.send(b"\x00\x02\xff")  # a sync update whose length varint is cut short
+            with contextlib.suppress(ConnectionClosed):
+                await asyncio.wait_for(third.recv(), 10)
+            assert third.close_code == 1002
+            third = await ws_connect(server.ws("m/other"))
             try:
                 try:
                     await ws_connect(server.ws("m/refused"))
@@ -139,3 +145,4 @@ async def test_a_real_server_counts_edits_fanout_acks_and_commits(tmp_path: Path
     assert value(refused, "cocreate_connections_refused_total", reason="too_many_connections") == 1
     assert value(refused, "cocreate_limit_triggered_total", limit="connections_per_address") == 1
     assert value(refused, "cocreate_outbox_overflows_total") == 0
+    assert value(refused, "cocreate_validator_rejections_total", reason="malformed") == 1
