@@ -73,6 +73,9 @@ class Storage(Protocol):
 
     async def close(self) -> None: ...
 
+    async def ping(self) -> None:
+        """Return once the backend answers a trivial query; raise `StorageError` otherwise (readiness)."""
+
     async def create_document(self, name: str, now: float) -> DocumentRecord:
         """Create a live document with a fresh id and epoch. Raises `DocumentExists`."""
 

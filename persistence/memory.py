@@ -39,6 +39,9 @@ class MemoryStorage:
     async def close(self) -> None:
         return None
 
+    async def ping(self) -> None:
+        return None
+
     async def create_document(self, name: str, now: float) -> DocumentRecord:
         if name in self._live:
             raise DocumentExists(name)

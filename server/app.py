@@ -23,7 +23,7 @@ from persistence.access import access_store_for
 from persistence.base import Storage, StorageError
 from persistence.factory import open_storage
 from persistence.history import history_store_for
-from server import access_api, comments_api, documents_api, history_api, http, offload, webhooks_api
+from server import access_api, comments_api, documents_api, history_api, http, offload, ops_api, webhooks_api
 from server.access import MIN_SECRET_BYTES, TokenAuthenticator
 from server.auth import Authenticator, LocalAuthenticator
 from server.events import EventBus
@@ -41,7 +41,7 @@ from server.ywebsocket import YWebSocketPeer
 
 log = logging.getLogger("cocreate")
 
-ROUTE_MODULES = [http, documents_api, access_api, comments_api, history_api, webhooks_api]
+ROUTE_MODULES = [http, ops_api, documents_api, access_api, comments_api, history_api, webhooks_api]
 
 
 def build(settings: Settings, storage: Storage | None = None) -> tuple[Starlette, Hub]:
@@ -63,6 +63,8 @@ def build(settings: Settings, storage: Storage | None = None) -> tuple[Starlette
             "Do not expose this server beyond your own machine."
         )
     hub = Hub(registry, settings, store, authenticator, events, time.time, access)
+    hub.readiness.add("database", store.ping)
+    ops_api.register_server_metrics(hub)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -73,6 +75,7 @@ def build(settings: Settings, storage: Storage | None = None) -> tuple[Starlette
         try:
             yield
         finally:
+            hub.readiness.shutting_down = True
             sweeper.cancel()
             await registry.close()
             await webhooks_for(hub).close(settings.close_timeout)
@@ -90,6 +93,7 @@ def build(settings: Settings, storage: Storage | None = None) -> tuple[Starlette
         return exc.response()
 
     async def storage_error(request: Request, exc: Exception) -> JSONResponse:
+        hub.metrics.storage_errors["http"].inc()
         log.error("storage failed during %s %s: %s", request.method, request.url.path, exc)
         return error(503, "storage_unavailable", "the database is unavailable; try again")
 
@@ -149,6 +153,35 @@ class FirstRequestTimeout(H11Protocol):
         super().connection_lost(exc)
 
 
+class GracefulServer(uvicorn.Server):
+    """uvicorn's server, whose shutdown (SIGTERM, SIGINT) first turns readiness off, stops accepting
+    and reading, lets every room commit and acknowledge what it received, then closes each websocket
+    with 1012 "server restarting" (uvicorn's own shutdown then closes the rest and the lifespan)."""
+
+    def __init__(self, config: uvicorn.Config, hub: Hub) -> None:
+        super().__init__(config)
+        self.hub = hub
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        hub = self.hub
+        hub.readiness.shutting_down = True
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+        connections: list[Any] = list(self.server_state.connections)  # typed as uvicorn's own protocols
+        websockets = [c for c in connections if isinstance(c, WebSocketConnection)]
+        log.info("shutting down: committing and closing %d websocket connection(s)", len(websockets))
+        for connection in websockets:
+            connection.stop_reading()
+        started = time.monotonic()
+        await hub.registry.close()  # each room: commit, acknowledge, close its peers with 1012
+        for connection in websockets:
+            connection.shutdown()  # Hocuspocus sockets, replays, handshakes in flight
+        log.info("rooms flushed in %.3fs", time.monotonic() - started)
+        await super().shutdown(sockets)
+
+
 def bind_socket(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -176,7 +209,7 @@ async def serve(settings: Settings, storage: Storage | None = None, **uvicorn_op
         timeout_graceful_shutdown=max(1, round(settings.close_timeout)),
         **uvicorn_options,
     )
-    server = uvicorn.Server(config)
+    server = GracefulServer(config, hub)
     sock = bind_socket(settings.host, settings.port)
     host, port = sock.getsockname()[:2]
     log.info("cocreate listening on http://%s:%d (database %s)", host, port, _redact(settings))

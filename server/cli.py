@@ -1,31 +1,41 @@
-"""The `cocreate` command line: `serve`, `token`, and `history`/`export`/`replay` (more as features land)."""
+"""The `cocreate` command line: `serve`, `settings`, `token`, and `history`/`export`/`replay`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
-import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from server import history_cli
-from server.settings import Settings, setting_fields
+from server import history_cli, logs
+from server.config import CONFIG_VARIABLE, render, resolve
+from server.settings import setting_fields
 
 _ALIASES = {"database_url": ["--db"]}
 
 
-def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    serve = sub.add_parser("serve", help="run the collaboration server")
+def _setting_flags(parser: argparse.ArgumentParser) -> None:
+    """A `--flag` per setting, and `--config FILE.toml`; precedence: flag > environment > file > default."""
+    parser.add_argument("--config", type=Path, default=None, metavar="FILE.toml",
+                        help=f"settings file with the flags' keys (default: ${CONFIG_VARIABLE})")  # fmt: skip
     for name, default, kind, help_text in setting_fields():
         flags = [f"--{name.replace('_', '-')}", *_ALIASES.get(name, [])]
         switch: dict[str, Any] = {"nargs": "?", "const": "true"} if kind == "bool" else {}  # `--flag`: on
-        serve.add_argument(*flags, dest=name, default=None, metavar=kind.upper().split(" ")[0],
-                           help=f"{help_text} (default: {default})", **switch)  # fmt: skip
-    serve.add_argument("--log-level", default="info")
+        parser.add_argument(*flags, dest=name, default=None, metavar=kind.upper().split(" ")[0],
+                            help=f"{help_text} (default: {default})", **switch)  # fmt: skip
+
+
+def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    _setting_flags(sub.add_parser("serve", help="run the collaboration server"))
+    _setting_flags(
+        sub.add_parser("settings", help="print the effective settings and where each came from (redacted)")
+    )
 
 
 def _token_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -67,21 +77,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _print_token(args, parser)
     if args.command in history_cli.COMMANDS:
         return history_cli.run(args, parser)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    if args.command == "serve":
-        from server.app import serve
-
+    if args.command in ("serve", "settings"):
         given = {
             name: getattr(args, name) for name, *_ in setting_fields() if getattr(args, name) is not None
         }
         try:
-            settings = Settings.from_environment().with_values(given)
+            settings, sources = resolve(given, os.environ, args.config)
         except ValueError as exc:
             parser.error(str(exc))
+        if args.command == "settings":
+            print(render(settings, sources))
+            return 0
+        from server.app import serve
+
+        logs.configure(settings.log_level, settings.log_format)
+        # uvicorn re-raises the signal that stopped it once shut down: make SIGTERM end like SIGINT
+        # (a KeyboardInterrupt, suppressed below), so a graceful stop exits with status 0.
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(serve(settings))
         return 0

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from time import perf_counter
 
 from pycrdt import Doc
 
 from crdt.document import is_native_failure
 from persistence.base import NewUpdate, Snapshot, Storage, StorageError
 from server.loading import LoadedState
+from server.metrics import UNWIRED, Metrics
 from server.peer import Peer
 from server.settings import Settings
 
@@ -37,6 +39,7 @@ class Committer:
         encode_state: Callable[[], bytes | None],
         on_failure: Callable[[StorageError], None],
         on_commit: CommitHook | None = None,
+        metrics: Metrics = UNWIRED,
     ) -> None:
         self.name = name
         self.document_id = document_id
@@ -46,13 +49,14 @@ class Committer:
         self.encode_state = encode_state  # None when the document may not be snapshotted
         self.on_failure = on_failure
         self.on_commit = on_commit
+        self.metrics = metrics
         self.last_seq = 0
         self.snapshot_seq = 0
         self.snapshot_bytes = 0
         self.tail_bytes = 0
         self.failed = False
         self._pending: list[NewUpdate] = []
-        self._acks: list[tuple[Peer, int]] = []
+        self._acks: list[tuple[Peer, int, float]] = []
         self._wanted = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -65,11 +69,12 @@ class Committer:
         self.snapshot_bytes = state.snapshot_bytes
         self.tail_bytes = state.tail_bytes
 
-    def submit(self, update: NewUpdate | None, peer: Peer, index: int) -> None:
-        """Log `update` (None: nothing new) and acknowledge `peer`'s message `index` once committed."""
+    def submit(self, update: NewUpdate | None, peer: Peer, index: int, received: float = 0.0) -> None:
+        """Log `update` (None: nothing new) and acknowledge `peer`'s message `index` once committed;
+        `received`: its `perf_counter()` receipt time (0: unknown, not measured)."""
         if update is not None:
             self._pending.append(update)
-        self._acks.append((peer, index))
+        self._acks.append((peer, index, received))
         self._idle.clear()
         self._wanted.set()
 
@@ -90,7 +95,10 @@ class Committer:
             acks, self._acks = self._acks, []
             try:
                 if batch:
+                    started = perf_counter()
                     self.last_seq = await self.storage.append_updates(self.document_id, batch)
+                    self.metrics.commit_latency.observe(perf_counter() - started)
+                    self.metrics.commit_batch.observe(len(batch))
                     self.tail_bytes += sum(len(u.data) for u in batch)
             except StorageError as exc:
                 log.error("room %r: commit of %d updates failed: %s", self.name, len(batch), exc)
@@ -104,12 +112,18 @@ class Committer:
                 except Exception:  # an observer never breaks durability
                     log.exception("room %r: commit hook failed", self.name)
             highest: dict[Peer, int] = {}
-            for peer, index in acks:  # acknowledgements are cumulative: one per peer and batch
+            oldest: dict[Peer, float] = {}
+            for peer, index, received in acks:  # acknowledgements are cumulative: one per peer and batch
                 highest[peer] = max(index, highest.get(peer, 0))
+                if received and peer not in oldest:
+                    oldest[peer] = received
+            now = perf_counter()
             for peer, index in highest.items():
                 if peer.open:
                     peer.session.acknowledge(index)
                     peer.flush()
+                    if peer in oldest:  # one sample per ack sent: from its oldest update's receipt
+                        self.metrics.ack_latency.observe(now - oldest[peer])
             if not self._pending and not self._acks:
                 self._idle.set()
                 await self.compact()

@@ -126,6 +126,7 @@ class HocuspocusChannel:
             log.info("conn=%d: ignored: %s", self.connection.id, exc.detail)
             return
         except CoreError as exc:
+            self.hub.metrics.rejected(exc)
             self.fail(exc.close_code, exc.detail)
             return
         if isinstance(frame, Envelope):  # else a Pong: the provider is alive, nothing to answer

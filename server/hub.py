@@ -15,7 +15,9 @@ from server.auth import Authenticator, AuthError, Credentials, Identity, Role, a
 from server.events import EventBus
 from server.guard import AccessGuard
 from server.limits import LimitCounters
+from server.metrics import Metrics
 from server.names import InvalidName, normalize_name
+from server.readiness import Readiness
 from server.rooms import RoomRegistry
 from server.settings import Settings
 
@@ -70,6 +72,8 @@ class Hub:
         self.guard = AccessGuard(authenticator, clock)  # live re-checks of open connections
         self.connections = 0
         self.limits = LimitCounters()
+        self.metrics: Metrics = registry.metrics
+        self.readiness = Readiness(settings.readiness_timeout)  # `/readyz`; false once shutting down
         self.per_address: Counter[str] = Counter()
         self.sockets: set[Swept] = set()
         self._tasks: set[asyncio.Future[None]] = set()
@@ -109,6 +113,8 @@ class Hub:
 
     async def admit(self, target: str, headers: Mapping[str, str]) -> Admission | Rejection:
         """Decide on a websocket handshake for request-target `target` (path and query)."""
+        if self.readiness.shutting_down:
+            return Rejection(503, "shutting_down", "the server is restarting; connect again")
         parts = urlsplit(target)
         hocuspocus = self.settings.hocuspocus_path.rstrip("/")
         if hocuspocus and parts.path.rstrip("/") == hocuspocus:  # documents are named in each frame
@@ -136,6 +142,8 @@ class Hub:
             return Rejection(exc.status, exc.error, exc.detail)
         if self.registry.is_blocked(name):  # checked after authorizing: says nothing to strangers
             return Rejection(503, "document_busy", "the document is being renamed or deleted; retry")
+        if self.readiness.shutting_down:  # again: the shutdown may have begun while authorizing
+            return Rejection(503, "shutting_down", "the server is restarting; connect again")
         acks = query.get("acks", "0") in ("1", "true")
         endpoint = "replay" if "replay" in query else "y-websocket"  # `?replay=ID`: a read-only replay room
         return Admission(

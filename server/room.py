@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from time import perf_counter
 
 from crdt.awareness import AwarenessRegistry, decode_awareness, encode_awareness
 from crdt.document import Document
@@ -21,6 +22,7 @@ from server.epochs import CLOSE_DOCUMENT_GONE, STALE_REASON, is_stale, retired_c
 from server.events import DocumentEvent, EventBus
 from server.frames import binary_frame
 from server.loading import load_state
+from server.metrics import UNWIRED, Metrics
 from server.offload import validate_large_update
 from server.peer import Peer
 from server.presence import PresenceHook
@@ -48,6 +50,7 @@ class _Incoming:
     peer: Peer
     event: Event
     size: int
+    received: float  # perf_counter() when handed to the room (ack latency)
 
 
 @dataclass(slots=True)
@@ -88,6 +91,8 @@ class Room:
         self.limits = limits or UpdateLimits()
         self.presence: PresenceHook | None = None  # records joins, leaves, awareness (history)
         self.on_commit: CommitHook | None = None  # told of each committed batch (webhooks)
+        self.metrics: Metrics = UNWIRED  # the registry hands over the server's
+        self._received_at = 0.0  # receipt time of the item being handled
         self.record: DocumentRecord | None = None
         self.document = Document()
         self.awareness = AwarenessRegistry()
@@ -112,7 +117,7 @@ class Room:
         self._inbox.put_nowait(_Leave(peer))
 
     def submit(self, peer: Peer, event: Event, size: int) -> None:
-        self._inbox.put_nowait(_Incoming(peer, event, size))
+        self._inbox.put_nowait(_Incoming(peer, event, size, perf_counter()))
 
     def shut(self, code: int, reason: str) -> None:
         """Close every connection, commit what is pending, then stop."""
@@ -137,6 +142,7 @@ class Room:
                 self._snapshot_state,
                 self._commit_failed,
                 self.on_commit,
+                self.metrics,
             )
             await self._load()
             self._retired = await retired_clocks(self.storage, self.name)
@@ -145,6 +151,7 @@ class Room:
                 unlisten = self.events.listen(self.name, self._forward_event)
             await self._serve()
         except StorageError as exc:
+            self.metrics.storage_errors["room"].inc()
             log.error("room %r: storage failed: %s", self.name, exc)
             self._fail(CLOSE_TRY_AGAIN, "storage unavailable, try again")
         except Exception:
@@ -180,6 +187,8 @@ class Room:
                 await self._rebuild()
                 continue
             if self._shutdown is not None:
+                if inbox.empty():  # acknowledge what was received before saying goodbye
+                    await self.committer.drain()
                 for peer in list(self.peers):
                     peer.close(*self._shutdown)
             if (not self.peers or self._shutdown is not None) and inbox.empty():
@@ -192,9 +201,11 @@ class Room:
         if isinstance(item, _Incoming):
             peer = item.peer
             if peer in self.peers and peer.open:
+                self._received_at = item.received
                 try:
                     self._dispatch(peer, item.event)
                 except CoreError as exc:
+                    self.metrics.rejected(exc)
                     log.info("room %r: closing peer %d: %s", self.name, peer.id, exc.detail)
                     peer.close(exc.close_code, exc.detail[:120])
                 peer.flush()
@@ -313,6 +324,7 @@ class Room:
         try:
             summary = self._validate(peer, update, index, known)
         except UpdateAhead as exc:
+            self.metrics.rejected(exc)
             peer.session.refuse(index, exc.detail)  # benign race: its next step 2 carries it again
             return
         except InvalidUpdate as exc:
@@ -342,9 +354,10 @@ class Room:
             raise
         logged = None
         if delta:
+            self.metrics.updates_applied.inc()
             self._broadcast(SyncUpdate(delta), peer)
             logged = NewUpdate(delta, peer.author, self.clock())
-        self.committer.submit(logged, peer, index)
+        self.committer.submit(logged, peer, index, self._received_at)
 
     def _forward_event(self, event: DocumentEvent) -> None:
         """Comment/session events reach the connections that speak cocreate's extensions."""
@@ -357,12 +370,16 @@ class Room:
         """Encode once per wire prefix (in practice once), write to every peer but `exclude`."""
         payload = encode_message(message)
         frames: dict[bytes, bytes] = {}
+        delivered = 0
         for peer in list(self.peers):
             if peer is not exclude:
                 frame = frames.get(peer.prefix)
                 if frame is None:
                     frame = frames[peer.prefix] = binary_frame(peer.prefix + payload)
                 peer.write_frame(frame)
+                delivered += 1
+        if delivered:
+            self.metrics.fanout_deliveries.inc(delivered)
 
     # -- loading and failures ---------------------------------------------------------------
     async def _resolve_record(self) -> DocumentRecord:
@@ -397,6 +414,7 @@ class Room:
         return self.document.encode_state()
 
     def _commit_failed(self, exc: StorageError) -> None:
+        self.metrics.storage_errors["commit"].inc()
         self._fail(CLOSE_TRY_AGAIN, "storage unavailable, your edits were not saved; retry")
         self._inbox.put_nowait(_Wake())
 

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from persistence.base import Storage
 from server.committer import CommitHook
 from server.events import EventBus
+from server.metrics import Metrics
 from server.presence import PresenceHook
 from server.room import Room
 from server.settings import Settings
@@ -33,6 +34,7 @@ class RoomRegistry:
         self._blocked: set[str] = set()
         self.presence: PresenceHook | None = None  # handed to every room (presence recording)
         self.on_commit: CommitHook | None = None  # handed to every room's committer (webhooks)
+        self.metrics = Metrics()  # the server's metrics (the hub shares them); handed to every room
 
     def __len__(self) -> int:
         return len(self._rooms)
@@ -54,6 +56,7 @@ class RoomRegistry:
         room = Room(name, self.storage, self.settings, self.clock, self.events)
         room.presence = self.presence
         room.on_commit = self.on_commit
+        room.metrics = self.metrics
         self._rooms[name] = room
         task = asyncio.create_task(self._run(room, previous), name=f"room:{name}")
         self._tasks.add(task)

@@ -8,6 +8,9 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
 
 def setting(default: Any, help: str) -> Any:
     return field(default=default, metadata={"help": help})
@@ -76,14 +79,40 @@ class Settings:
     webhook_backoff_max: float = setting(3600.0, "longest wait between two attempts of a delivery")
     webhook_concurrency: int = setting(8, "webhook deliveries sent at once (the rest wait in the database)")
     webhook_debounce: float = setting(5.0, "at most one document.changed webhook per document this often")
+    log_level: str = setting("info", "debug, info, warning or error")
+    log_format: str = setting("text", "text (human) or json (one JSON object per line)")
+    readiness_timeout: float = setting(2.0, "seconds each /readyz check (database, ...) may take")
+    metrics_token: str | None = field(  # like `secret`: never logged or shown
+        default=None,
+        repr=False,
+        metadata={
+            "help": "bearer token that may read /metrics when a secret is set (owners of '*' may too)",
+            "sensitive": True,
+        },
+    )
+
+    def __post_init__(self) -> None:
+        if self.log_format not in LOG_FORMATS:
+            raise ValueError(
+                f"setting 'log_format' must be one of {', '.join(LOG_FORMATS)}, not {self.log_format!r}"
+            )
+        if self.log_level.upper() not in LOG_LEVELS:
+            raise ValueError(
+                f"setting 'log_level' must be one of {', '.join(LOG_LEVELS).lower()}, not {self.log_level!r}"
+            )
 
     def describe(self) -> dict[str, Any]:
-        return {
-            f.name: "***"
-            if f.metadata.get("sensitive") and getattr(self, f.name)
-            else str(getattr(self, f.name))
-            for f in fields(self)
-        }
+        """Every setting as text; secrets and database passwords replaced by `***`."""
+        shown = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if item.metadata.get("sensitive") and value:
+                shown[item.name] = "***"
+            elif item.name == "database_url" and value:
+                shown[item.name] = redact_url(value)
+            else:
+                shown[item.name] = str(value)
+        return shown
 
     def resolved_database_url(self) -> str:
         if self.database_url:
@@ -97,7 +126,10 @@ class Settings:
         for name, value in values.items():
             if name not in known:
                 raise ValueError(f"unknown setting {name!r}")
-            converted[name] = convert(getattr(type(self), name, None), known[name].type, value)
+            try:
+                converted[name] = convert(getattr(type(self), name, None), known[name].type, value)
+            except ValueError as exc:
+                raise ValueError(f"setting {name!r}: {exc}") from None
         return replace(self, **converted)
 
     @classmethod
@@ -123,6 +155,16 @@ def convert(_default: Any, annotation: Any, value: Any) -> Any:
     if kind == "bool":
         return value.lower() in ("1", "true", "yes", "on")
     return value
+
+
+def redact_url(url: str) -> str:
+    """`url` with the password of its user-info part replaced by `***`."""
+    scheme, separator, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not separator or not at or ":" not in userinfo:
+        return url
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"
 
 
 def setting_fields() -> list[tuple[str, Any, str, str]]:

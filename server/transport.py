@@ -89,6 +89,8 @@ class WebSocketConnection(asyncio.Protocol):
         byte_burst = max(settings.byte_rate, settings.max_message_size)
         self._byte_bucket = TokenBucket(settings.byte_rate, byte_burst)
         self._throttled_once = False
+        self._opened_at = 0.0
+        self._gauge = hub.metrics.connections("y-websocket")  # replaced by the admitted endpoint's
 
     # -- asyncio.Protocol --------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -170,12 +172,25 @@ class WebSocketConnection(asyncio.Protocol):
         if channel is not None:
             self.channel = None
             self.hub.connections -= 1
+            self._gauge.dec()
             received = self.protocol.close_rcvd
             code = self._close_code or (received.code if received is not None else 1006)
-            log.info("close conn=%d %s peer=%s code=%s", self.id, channel.describe(), self.peer_address, code)
+            duration = round(self._loop.time() - self._opened_at, 3)
+            log.info(
+                "close conn=%d %s peer=%s code=%s",
+                self.id,
+                channel.describe(),
+                self.peer_address,
+                code,
+                extra={"conn": self.id, "peer": self.peer_address, "code": code, "duration": duration},
+            )
             channel.closed()
 
     # -- uvicorn shutdown hook -------------------------------------------------------
+    def stop_reading(self) -> None:
+        """Shutdown, first step: take no more input (what was received is still committed and acked)."""
+        self._pause("shutdown")
+
     def shutdown(self) -> None:
         if self.channel is None:
             if self.transport is not None:
@@ -214,7 +229,22 @@ class WebSocketConnection(asyncio.Protocol):
         self.hub.opened(self.peer_ip, self)
         self._counted = True
         self.channel = self.channels[decision.endpoint](self, decision)
-        log.info("open conn=%d %s peer=%s", self.id, self.channel.describe(), self.peer_address)
+        self._gauge = self.hub.metrics.connections(decision.endpoint)
+        self._gauge.inc()
+        self._opened_at = self._loop.time()
+        log.info(
+            "open conn=%d %s peer=%s",
+            self.id,
+            self.channel.describe(),
+            self.peer_address,
+            extra={
+                "conn": self.id,
+                "peer": self.peer_address,
+                "endpoint": decision.endpoint,
+                "document": decision.document or None,
+                "user": decision.author or None,
+            },
+        )
         self.transport.resume_reading()
         self._drain()  # frames that came with the handshake, parsed before admission
         self._write_protocol_output()
@@ -223,7 +253,14 @@ class WebSocketConnection(asyncio.Protocol):
         body = orjson.dumps({"error": error, "detail": detail})
         headers = Headers([("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
         self.protocol.send_response(Response(status, HTTPStatus(status).phrase, headers, body))
-        log.info("refused handshake peer=%s status=%d: %s", self.peer_address, status, detail)
+        self.hub.metrics.refused(error)
+        log.info(
+            "refused handshake peer=%s status=%d: %s",
+            self.peer_address,
+            status,
+            detail,
+            extra={"conn": self.id, "peer": self.peer_address, "status": status, "error": error},
+        )
         self._write_protocol_output()
         self._finish_after_flush()
 
@@ -284,6 +321,7 @@ class WebSocketConnection(asyncio.Protocol):
         transport.write(frame)
         if transport.get_write_buffer_size() > self.hub.settings.outbox_limit:
             log.warning("conn=%d: reader too slow, closing (outbox over limit)", self.id)
+            self.hub.metrics.outbox_overflows.inc()
             self.close(1013, "too slow: reconnect to resync")
 
     def write_messages(self, payloads: list[bytes]) -> None:
@@ -372,9 +410,15 @@ class WebSocketConnection(asyncio.Protocol):
                 transport.write_eof() if transport.can_write_eof() else transport.close()
         if not self._finished and transport.get_write_buffer_size() > self.hub.settings.outbox_limit:
             log.warning("conn=%d: peer does not read its control frames, closing", self.id)
+            if not self._closing:  # not already counted by `write`
+                self.hub.metrics.outbox_overflows.inc()
             self._closing = True
             self._finish_after_flush()  # over the limit: abort
-        if self.protocol.close_expected() and not self._finished:
+        protocol = self.protocol
+        if protocol.close_expected() and not self._finished and (protocol.close_rcvd or protocol.eof_sent):
+            # The closing handshake is over (or failed). After a close we started, keep reading until
+            # the peer's close frame instead: closing a socket with unread input resets the connection,
+            # and the reset destroys our close frame before the peer reads it (it would see 1006).
             self._closing = True
             self._finish_after_flush()
 

@@ -51,6 +51,7 @@ class YWebSocketPeer:
             if self._stamp_presence and isinstance(event, AwarenessReceived):
                 event = AwarenessReceived(stamp_presence(event.payload, self.identity))
         except CoreError as exc:
+            self.connection.hub.metrics.rejected(exc)
             log.info("conn=%d: %s", self.connection.id, exc.detail)
             self.close(exc.close_code, exc.detail[:120])
             return

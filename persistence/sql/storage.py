@@ -138,6 +138,13 @@ class SqlStorage:
         with translated("closing", self.where):
             await self._db.dispose()
 
+    async def ping(self) -> None:
+        """One `SELECT 1` on a pooled connection (reconnecting if the database came back)."""
+        self._require_open()
+        with translated("ping", self.where):
+            async with self._db.read() as conn:
+                await conn.exec_driver_sql("SELECT 1")
+
     def _require_open(self) -> None:
         # Working on a database whose schema was not checked could write into a foreign or
         # newer schema, and on SQLite outside WAL mode: refuse instead.

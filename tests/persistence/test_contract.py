@@ -29,6 +29,13 @@ def payloads(updates: list[StoredUpdate]) -> list[bytes]:
     return [u.data for u in updates]
 
 
+# -- liveness -------------------------------------------------------------------------------------
+
+
+async def test_ping_answers_when_the_backend_is_up(storage: Storage) -> None:
+    assert await storage.ping() is None
+
+
 # -- documents ------------------------------------------------------------------------------------
 
 

@@ -420,8 +420,11 @@ async def test_postgres_outage_then_recovery(pg_server: PostgresServer, pg_url: 
                 await storage.read_updates(doc.id)
             with pytest.raises(StorageError):
                 await storage.list_documents()
+            with pytest.raises(StorageError):
+                await storage.ping()
         finally:
             pg_server.start()
+        await storage.ping()
         assert await storage.append_updates(doc.id, [upd(b"after")]) == 2
         assert [r.data for r in await storage.read_updates(doc.id)] == [b"before", b"after"]
     finally:

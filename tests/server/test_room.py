@@ -9,12 +9,14 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
 from pycrdt import Doc, Text
 
 from crdt.messages import Ack, Epoch, Refused, SyncStep1, SyncUpdate, encode_message
 from crdt.sync import SyncRequested, UpdateReceived
 from persistence.memory import MemoryStorage
 from server.loading import load_state
+from server.metrics import Metrics
 from server.room import Room
 from server.settings import Settings
 from tests.server.fakes import FakePeer, FlakyStorage, edits, stored_text
@@ -235,3 +237,58 @@ async def test_retention_prunes_only_when_enabled(retention: float) -> None:
     else:
         assert rows == [] or rows[0].seq > 1
     assert await stored_text(storage, "doc") == "x" * 12
+
+
+class GatedStorage(MemoryStorage):
+    """Memory storage whose appends wait for `gate` (a commit held in flight)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.appending = asyncio.Event()
+
+    async def append_updates(self, document_id: str, updates: Any) -> int:
+        self.appending.set()
+        await self.gate.wait()
+        return await super().append_updates(document_id, updates)
+
+
+async def test_shut_commits_and_acks_what_was_received_before_closing_peers() -> None:
+    storage = GatedStorage()
+    room, task = await start(storage)
+    peer = FakePeer()
+    room.join(peer)
+    await peer.wait_for(lambda: len(peer.received) >= 2)
+    _, updates = edits(10)
+    for update in updates:
+        send(room, peer, update)
+    await asyncio.wait_for(storage.appending.wait(), 5)  # a commit is in flight, more are queued
+    room.shut(1012, "server restarting")
+    storage.gate.set()
+    await asyncio.wait_for(task, 5)
+    assert acked(peer) == 10  # the committer acknowledges only open peers: these came before the close
+    assert peer.closed == (1012, "server restarting")
+    assert await stored_text(storage, "doc") == "x" * 10
+
+
+async def test_the_room_reports_applied_updates_fanout_commits_and_ack_latency() -> None:
+    room, task = await start(MemoryStorage())
+    room.metrics = metrics = Metrics()
+    writer, reader = FakePeer(), FakePeer()
+    room.join(writer)
+    room.join(reader)
+    _, updates = edits(5)
+    for update in updates:
+        send(room, writer, update)
+    await writer.wait_for(lambda: acked(writer) == 5)
+    await finish(room, task, writer, reader)
+    samples = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(metrics.render().decode())
+        for sample in family.samples
+        if not sample.labels
+    }
+    assert samples["cocreate_updates_applied_total"] == 5
+    assert samples["cocreate_fanout_deliveries_total"] == 5  # one reader
+    assert samples["cocreate_commit_batch_updates_sum"] == 5
+    assert 1 <= samples["cocreate_ack_latency_seconds_count"] <= 5
