@@ -54,7 +54,8 @@ def test_core_is_sans_io() -> None:
 def is_edge(relative: str) -> bool:
     """Edges: the websocket transport, HTTP plumbing and route modules (`*_api.py`), wiring, SQL adapters."""
     return (
-        relative in {"server/transport.py", "server/app.py", "server/http.py", "client/client.py"}
+        relative
+        in {"server/transport.py", "server/app.py", "server/http.py", "server/web.py", "client/client.py"}
         or (relative.startswith("server/") and relative.endswith("_api.py"))
         or relative.startswith("persistence/sql/")
     )

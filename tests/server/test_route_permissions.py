@@ -44,6 +44,8 @@ _REPLAY = "/api/documents/{name:path}/-/replays/{id}"
 RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/healthz"): Rule(PUBLIC),
     ("GET", "/readyz"): Rule(PUBLIC),
+    ("GET", "/"): Rule(PUBLIC),  # the browser app's page (server/web.py)
+    ("GET", "/assets/{path:path}"): Rule(PUBLIC),  # its built files
     ("GET", "/api/me"): Rule(IDENTITY),
     ("POST", "/api/invites/redeem"): Rule(PUBLIC, body={"code": "not-an-invite-code"}),
     # documents
@@ -96,6 +98,7 @@ PARAMS = {
     "id": "0" * 32,
     "comment": "0" * 32,
     "emoji": "%F0%9F%91%8D",
+    "path": "app.js",
 }
 
 app, hub = build(Settings(secret=SECRET), MemoryStorage())

@@ -1,0 +1,41 @@
+"""Two people editing one document in real Chromium: typing converges, presence shows, saves are acked."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from tests.support.server_process import ServerProcess
+from tests.web.conftest import doc_url, wait_saved, wait_text
+
+
+def test_two_contexts_type_concurrently_and_converge(
+    local_server: ServerProcess, open_page: Callable[..., Any], shot: Callable[[Any, str], Any]
+) -> None:
+    url = doc_url(local_server, f"web/converge-{uuid.uuid4().hex[:8]}")
+    ana = open_page(url, name="Ana")
+    bo = open_page(url, name="Bo")
+    for page in (ana, bo):
+        wait_saved(page)
+    ana.click(".cm-content")
+    ana.keyboard.type("Hello from Ana. ")
+    wait_text(bo, "text.includes('Ana.')")
+    bo.click(".cm-content")
+    bo.keyboard.press("Control+End")
+    for a, b in zip("abcdefghij", "0123456789", strict=True):  # neither waits for the other
+        ana.keyboard.type(a)
+        bo.keyboard.type(b)
+    for page in (ana, bo):
+        wait_saved(page)
+    final = wait_text(ana, "text.length === 36")
+    assert wait_text(bo, "text.length === 36") == final
+    assert sorted(final) == sorted("Hello from Ana. abcdefghij0123456789")
+    assert "abcdefghij" in final and "0123456789" in final  # each one's run stays together
+    # presence: each sees the other in the participants list and as a named remote cursor
+    ana.wait_for_selector(".participants li:has-text('Bo')")
+    bo.wait_for_selector(".participants li:has-text('Bo (you)')")
+    bo.wait_for_selector(".participants li:has-text('Ana')")
+    ana.wait_for_selector(".cm-ySelectionInfo:has-text('Bo')", state="attached")
+    shot(ana, "ana-converged")
+    shot(bo, "bo-converged")
