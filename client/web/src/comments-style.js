@@ -6,7 +6,7 @@ const CSS = `
 .cmt-toolbar h2 { font-size: 1rem; margin: 0; }
 .cmt-count { color: #555; font-size: 0.8rem; margin-right: auto; }
 .cmt-sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
-.cmt-margin button { font: inherit; cursor: pointer; border-radius: 6px; border: 1px solid #bbb; background: #fff; padding: 0.2rem 0.6rem; min-height: 2rem; }
+.cmt-margin button { font: inherit; cursor: pointer; border-radius: 6px; border: 1px solid #bbb; background: #fff; color: #1a1a1a; padding: 0.2rem 0.6rem; min-height: 2rem; }
 .cmt-margin button:disabled { cursor: not-allowed; opacity: 0.55; }
 .cmt-margin button:focus-visible, .cmt-thread:focus-visible, .cmt-margin summary:focus-visible { outline: 3px solid #1971c2; outline-offset: 2px; }
 .cmt-margin .cmt-primary { background: #1971c2; border-color: #1971c2; color: #fff; }

@@ -149,7 +149,7 @@ function reactionPicker (comment, ctx) {
 
 /** The body of a thread card (everything except its persistent reply form). */
 export function threadBody (thread, place, ctx) {
-  const quote = thread.quote || thread.original_quote || ''
+  const quote = place.quote || thread.quote || thread.original_quote || ''
   const status = thread.status === 'resolved'
     ? el('p', { class: 'cmt-status', text: `Resolved by ${ctx.who(thread.resolved_by).name}` })
     : place.detached
@@ -165,7 +165,7 @@ export function threadBody (thread, place, ctx) {
     : null
   return [
     el('div', { class: 'cmt-thread-head' },
-      el('blockquote', { class: 'cmt-quote', title: 'Commented text' }, quote || thread.original_quote),
+      el('blockquote', { class: 'cmt-quote', title: 'Commented text' }, quote),
       toggle),
     status,
     el('ol', { class: 'cmt-comments' }, thread.comments.map((c) => commentItem(c, ctx)))

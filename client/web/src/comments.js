@@ -4,10 +4,10 @@ import { Prec, StateEffect } from '@codemirror/state'
 import { anchorOf, installHighlights, locate } from './comments-highlight.js'
 import { el, textForm, threadBody } from './comments-view.js'
 import { injectCommentStyles } from './comments-style.js'
+import { colorFor as colorOf } from './identity.js'
 
 const ROOT = 'content'
 const RANKS = { viewer: 0, commenter: 1, editor: 2, owner: 3 }
-const PALETTE = ['#d9480f', '#2b8a3e', '#1971c2', '#9c36b5', '#e67700', '#0b7285', '#c2255c', '#5f3dc4']
 const SHORTCUT = 'Mod-Alt-m'
 
 /** Base path of a document's comment routes (each name segment URL-encoded). */
@@ -15,11 +15,6 @@ export function documentPath (docName) {
   return `/api/documents/${docName.split('/').map(encodeURIComponent).join('/')}/-`
 }
 
-function colorOf (id) {
-  let hash = 0
-  for (const ch of id) hash = (hash * 31 + ch.codePointAt(0)) >>> 0
-  return PALETTE[hash % PALETTE.length]
-}
 
 export function mountComments ({ root, view, ydoc, ytext, docName, api, user, role }) {
   injectCommentStyles()
@@ -55,10 +50,9 @@ export function mountComments ({ root, view, ydoc, ytext, docName, api, user, ro
   const openList = el('div', { class: 'cmt-list', role: 'list', 'aria-label': 'Open comment threads' })
   const detachedList = el('div', { class: 'cmt-list', role: 'list' })
   const detached = el('section', { class: 'cmt-detached', 'aria-label': 'Detached comment threads', hidden: true },
-    el('h3', { text: 'Detached' }),
-    el('p', { class: 'cmt-hint', text: 'Their text was deleted.' }), detachedList)
+    el('h3', { text: 'Detached' }), detachedList)
   const resolvedList = el('div', { class: 'cmt-list', role: 'list' })
-  const resolvedSummary = el('summary', { text: 'Resolved' })
+  const resolvedSummary = el('summary', { class: 'cmt-resolved-toggle', text: 'Resolved' })
   const resolved = el('details', { class: 'cmt-resolved', hidden: true }, resolvedSummary, resolvedList)
   const status = el('p', { class: 'cmt-error', role: 'alert', hidden: true })
   const empty = el('p', { class: 'cmt-hint', text: canComment ? 'Select text, then press Comment.' : 'No comments yet.' })
@@ -141,11 +135,12 @@ export function mountComments ({ root, view, ydoc, ytext, docName, api, user, ro
     }
   }
 
-  function renderThread (id, force = false) {
+  function renderThread (id, force = false, text = ytext.toString()) {
     const thread = threads.get(id)
     if (!thread) return
     const place = placeOf(thread)
-    const key = JSON.stringify([thread, place.detached, id === editing ? editing : null])
+    place.quote = place.known && !place.detached ? text.slice(place.from, place.to) : null
+    const key = JSON.stringify([thread, place.detached, place.quote, id === editing ? editing : null])
     let entry = cards.get(id)
     if (!entry) {
       const card = el('article', {
@@ -153,7 +148,7 @@ export function mountComments ({ root, view, ydoc, ytext, docName, api, user, ro
         role: 'listitem',
         tabindex: '0',
         'data-thread-id': id,
-        onclick: (event) => { if (!event.target.closest('button, textarea, summary, form, a')) selectThread(id) },
+        onclick: (event) => { if (!event.target.closest('button, textarea, summary, form, a')) selectThread(id, true) },
         onkeydown: (event) => { if (event.key === 'Enter' && event.target === card) selectThread(id) }
       })
       const body = el('div', { class: 'cmt-thread-body' })
@@ -169,7 +164,7 @@ export function mountComments ({ root, view, ydoc, ytext, docName, api, user, ro
       entry.key = key
     }
     entry.card.classList.toggle('cmt-active', id === activeId)
-    entry.card.setAttribute('aria-label', `Comment thread on “${thread.quote || thread.original_quote}”`)
+    entry.card.setAttribute('aria-label', `Comment thread on “${place.quote || thread.quote || thread.original_quote}”`)
   }
 
   function placeIn (list, ids) {
@@ -183,8 +178,9 @@ export function mountComments ({ root, view, ydoc, ytext, docName, api, user, ro
     const open = []
     const gone = []
     const done = []
+    const text = ytext.toString()
     for (const thread of threads.values()) {
-      renderThread(thread.id)
+      renderThread(thread.id, false, text)
       const place = placeOf(thread)
       if (thread.status === 'resolved') done.push(thread)
       else if (place.detached) gone.push(thread)
@@ -219,13 +215,14 @@ export function mountComments ({ root, view, ydoc, ytext, docName, api, user, ro
     if (id && scroll) cards.get(id)?.card.scrollIntoView({ block: 'nearest', behavior: 'smooth' })
   }
 
-  function selectThread (id) {
+  function selectThread (id, focusEditor = false) {
     const thread = threads.get(id)
     if (!thread) return
     setActive(id)
     const place = placeOf(thread)
     if (!place.known || place.detached) return
     view.dispatch({ selection: { anchor: place.from, head: place.to }, scrollIntoView: true })
+    if (focusEditor) view.focus()
   }
 
   // -- server ---------------------------------------------------------------------------------

@@ -65,11 +65,11 @@ export function sessionsPanel (ctx) {
             ? el('button', { type: 'button', onclick: () => act(() => api.post(`${base}/sessions/${s.id}/end`)) }, 'End session')
             : null),
         s.bookmarks.length ? el('ul', { class: 'fac-bookmarks' }, s.bookmarks.map(bookmarkItem)) : null))
-      list.replaceChildren(
+      list.replaceChildren(...[
         items.length ? el('ul', { class: 'fac-session-list' }, items) : el('p', { class: 'fac-hint', text: 'No sessions yet.' }),
         view.bookmarks.length
           ? el('div', {}, el('h4', { text: 'Bookmarks' }), el('ul', { class: 'fac-bookmarks' }, view.bookmarks.map(bookmarkItem)))
-          : null)
+          : null].filter(Boolean))
       const last = view.sessions[view.sessions.length - 1]
       if (last && !chartSlot.querySelector('svg')) {
         await showSummary(`Session “${last.name}”: contributions`, `${base}/sessions/${last.id}/summary`)
@@ -141,6 +141,10 @@ export function timelinePanel (ctx) {
       case 'session.ended': return `${entry.author} ended a session`
       case 'bookmark.added': return `${entry.author} bookmarked “${entry.label}”`
       case 'history.restored': return `${entry.author} restored seq ${entry.to_seq}`
+      case 'comment.thread_created': return `${entry.author} commented`
+      case 'comment.added': return `${entry.author} replied`
+      case 'comment.thread_resolved': return `${entry.author} resolved a thread`
+      case 'comment.thread_reopened': return `${entry.author} reopened a thread`
       default: return `${entry.author} ${entry.kind.replace('comment.', '').replaceAll('_', ' ')}`
     }
   }

@@ -4,12 +4,13 @@ const CSS = `
 .fac { display: flex; flex-direction: column; gap: 0.6rem; padding: 0.8rem; box-sizing: border-box; max-width: 1280px; margin: 0 auto; font-size: 0.95rem; }
 .fac-header { display: flex; align-items: baseline; gap: 1rem; flex-wrap: wrap; }
 .fac-header h2 { margin: 0; font-size: 1.2rem; overflow-wrap: anywhere; }
-.fac button { font: inherit; cursor: pointer; border-radius: 6px; border: 1px solid #bbb; background: #fff; padding: 0.25rem 0.7rem; min-height: 2.2rem; }
+.fac button { font: inherit; cursor: pointer; border-radius: 6px; border: 1px solid #bbb; background: #fff; color: #1a1a1a; padding: 0.25rem 0.7rem; min-height: 2.2rem; }
 .fac button:focus-visible, .fac input:focus-visible, .fac-doc:focus-visible, .fac a:focus-visible { outline: 3px solid #1971c2; outline-offset: 2px; }
-.fac button[aria-pressed="true"] { background: #e7f1fb; border-color: #1971c2; }
+.fac button[aria-pressed="true"] { background: #e7f1fb; border-color: #1971c2; color: #0b4f8a; font-weight: 600; }
 .fac .fac-primary, .fac .fac-play { background: #1971c2; border-color: #1971c2; color: #fff; }
 .fac .fac-play[aria-pressed="true"] { background: #0b4f8a; color: #fff; }
 .fac .fac-restore { border-color: #c92a2a; color: #c92a2a; }
+.fac button:disabled { opacity: 0.55; cursor: not-allowed; }
 .fac-controls { display: flex; align-items: center; gap: 0.5rem; flex-wrap: wrap; position: sticky; top: 0; background: #fff; padding: 0.4rem 0; z-index: 2; }
 .fac-speeds { display: flex; gap: 0.2rem; }
 .fac-slider { flex: 1 1 240px; min-width: 160px; height: 2rem; accent-color: #1971c2; }

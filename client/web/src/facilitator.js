@@ -85,9 +85,6 @@ export function mountFacilitator ({ root, docName, api, user, role }) {
 
   root.classList.add('fac')
   root.replaceChildren(
-    el('header', { class: 'fac-header' },
-      el('h2', { text: `History of ${docName}` }),
-      el('a', { href: `#/doc/${docName}`, class: 'fac-back' }, 'Back to the document')),
     el('div', { class: 'fac-controls', role: 'group', 'aria-label': 'Replay controls' },
       playButton,
       el('div', { class: 'fac-speeds', role: 'group', 'aria-label': 'Speed' }, speedButtons),
@@ -122,8 +119,8 @@ export function mountFacilitator ({ root, docName, api, user, role }) {
   }
 
   function render () {
-    if (!dragging) slider.value = String(player.seq)
     slider.max = String(player.lastSeq)
+    if (!dragging) slider.value = String(player.seq)
     const when = player.time ? clock(player.time) : 'the beginning'
     slider.setAttribute('aria-valuetext', `edit ${player.seq} of ${player.lastSeq}, ${when}`)
     status.textContent = `Edit ${player.seq} of ${player.lastSeq} · ${when}${player.playing ? ` · playing at ${player.speed}×` : ''}`
