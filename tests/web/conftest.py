@@ -112,12 +112,17 @@ def page_errors() -> PageErrors:
 
 @pytest.fixture
 def open_page(browser: Any, page_errors: PageErrors) -> Iterator[Callable[..., Any]]:
-    """`open_page(url, name="Ana", token=None, viewport=DESKTOP)`: a page in a fresh browser context
-    (its own storage: another user). Any console error or page error fails the test at teardown."""
+    """`open_page(url, name="Ana", token=None, viewport=DESKTOP, setup=None)`: a page in a fresh
+    browser context (its own storage: another user), signed in with `token` if given; `setup(page)`
+    runs before navigating. Any console error, page error or HTTP error fails the test at teardown."""
     contexts: list[Any] = []
 
     def open_one(
-        url: str, name: str = "Ana", token: str | None = None, viewport: dict[str, int] | None = None
+        url: str,
+        name: str = "Ana",
+        token: str | None = None,
+        viewport: dict[str, int] | None = None,
+        setup: Callable[[Any], None] | None = None,
     ) -> Any:
         context = browser.new_context(viewport=viewport or DESKTOP)
         context.add_init_script(f"localStorage.setItem('cocreate.name', {name!r})")
@@ -138,6 +143,8 @@ def open_page(browser: Any, page_errors: PageErrors) -> Iterator[Callable[..., A
             ),
         )
         page.on("pageerror", lambda error: page_errors.record(label, f"page error: {error}"))
+        if setup is not None:  # e.g. page.route_web_socket(...) before anything connects
+            setup(page)
         if token is not None:
             page.goto(f"{url.split('#')[0]}#token={token}")
             page.wait_for_function("() => location.hash === '#/'")

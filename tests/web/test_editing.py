@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -39,3 +40,48 @@ def test_two_contexts_type_concurrently_and_converge(
     ana.wait_for_selector(".cm-ySelectionInfo:has-text('Bo')", state="attached")
     shot(ana, "ana-converged")
     shot(bo, "bo-converged")
+
+
+ACK = 100  # cocreate's ack message type (docs/PROTOCOL.md)
+
+
+def test_saved_shows_only_after_the_server_acks(
+    local_server: ServerProcess, open_page: Callable[..., Any], shot: Callable[[Any, str], Any]
+) -> None:
+    """Acks from the server are held back in flight: the edit reaches the other user, yet the
+    writer's indicator says Saving… until the held acks are delivered."""
+    held: list[bytes] = []
+    holding = {"on": False}
+    sockets: list[Any] = []
+
+    def relay(route: Any) -> None:
+        server = route.connect_to_server()
+        sockets.append(route)
+
+        def from_server(message: str | bytes) -> None:
+            if holding["on"] and isinstance(message, bytes) and message[:1] == bytes([ACK]):
+                held.append(message)
+            else:
+                route.send(message)
+
+        server.on_message(from_server)
+
+    url = doc_url(local_server, f"web/acks-{uuid.uuid4().hex[:8]}")
+    ana = open_page(url, name="Ana", setup=lambda page: page.route_web_socket(re.compile(r"/ws/"), relay))
+    bo = open_page(url, name="Bo")
+    wait_saved(ana)
+    wait_saved(bo)
+    holding["on"] = True
+    ana.click(".cm-content")
+    ana.keyboard.type("unacknowledged words")
+    wait_text(bo, "text.includes('unacknowledged words')")  # the server has the edit and relayed it
+    ana.wait_for_selector(".save-status[data-state='saving']")
+    assert held, "the server sent no ack to hold back"
+    assert ana.inner_text(".save-status") == "Saving…"
+    shot(ana, "saving-while-acks-held")
+    holding["on"] = False
+    for message in held:
+        sockets[-1].send(message)
+    wait_saved(ana)
+    assert ana.inner_text(".save-status") == "Saved"
+    shot(ana, "saved-after-acks")

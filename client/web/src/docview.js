@@ -24,8 +24,9 @@ export function docHash (docName, suffix = '') {
   return '#/doc/' + encodeURIComponent(docName) + suffix
 }
 
-function statusText ({ state, unsaved, detail }) {
+function statusText ({ state, unsaved, detail }, readOnly) {
   if (state === 'offline' && unsaved) return 'Offline - changes kept'
+  if (state === 'saved' && readOnly) return 'Up to date'
   if (state === 'refused') return `Not saved: ${detail}`
   return STATUS_TEXT[state] || state
 }
@@ -80,10 +81,11 @@ export async function mountDocumentView ({ root, docName, api, user, role, token
     docName,
     ydoc,
     token,
+    readOnly,
     onStatus (now) {
       status.dataset.state = now.state
       status.dataset.unsaved = String(now.unsaved)
-      status.textContent = statusText(now)
+      status.textContent = statusText(now, readOnly)
       if (now.state === 'closed') showClosed(now.detail)
     },
     onEvent (event) {

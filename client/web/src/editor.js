@@ -105,9 +105,9 @@ const FORMATS = [
   { label: 'Bold', text: 'B', keys: 'Mod-b', run: (view) => toggleWrap(view, '**') },
   { label: 'Italic', text: 'I', keys: 'Mod-i', run: (view) => toggleWrap(view, '*') },
   { label: 'Heading', text: 'H', keys: 'Mod-Alt-1', run: (view) => toggleLinePrefix(view, '## ') },
-  { label: 'Bulleted list', text: '•', keys: 'Mod-Shift-8', run: (view) => toggleLinePrefix(view, '- ') },
-  { label: 'Quote', text: '❝', keys: 'Mod-Shift-9', run: (view) => toggleLinePrefix(view, '> ') },
-  { label: 'Link', text: '🔗', keys: 'Mod-k', run: insertLink }
+  { label: 'List', text: '• List', keys: 'Mod-Shift-8', run: (view) => toggleLinePrefix(view, '- ') },
+  { label: 'Quote', text: '“ Quote', keys: 'Mod-Shift-9', run: (view) => toggleLinePrefix(view, '> ') },
+  { label: 'Link', text: 'Link', keys: 'Mod-k', run: insertLink }
 ]
 
 /** The formatting toolbar: real buttons with labels, one tab stop each. */

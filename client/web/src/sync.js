@@ -36,11 +36,11 @@ function websocketBase () {
 }
 
 /**
- * Opens `docName` into `ydoc`. `onStatus({state, unsaved, detail})` is called on every change, where
+ * Opens `docName` into `ydoc` (`readOnly`: the role cannot edit, refusals are expected). `onStatus({state, unsaved, detail})` is called on every change, where
  * state is connecting | saving | saved | offline | refused | closed; `onEvent({kind, data})` for
  * document events. Returns `{provider, persistence, retry(), discardLocalCopy(), destroy()}`.
  */
-export async function openDocument ({ docName, ydoc, token, onStatus, onEvent }) {
+export async function openDocument ({ docName, ydoc, token, readOnly = false, onStatus, onEvent }) {
   const persistence = new IndexeddbPersistence(`cocreate:${location.host}:${docName}`, ydoc)
   await persistence.whenSynced
   const epoch = await persistence.get(EPOCH_KEY).catch(() => undefined)
@@ -87,7 +87,9 @@ export async function openDocument ({ docName, ydoc, token, onStatus, onEvent })
   }
   provider.messageHandlers[MESSAGE_REFUSED] = (_encoder, decoder) => {
     decoding.readVarUint(decoder)
-    refusal = decoding.readVarString(decoder)
+    const reason = decoding.readVarString(decoder)
+    // A viewer has nothing to save: the server refuses even its empty handshake step 2.
+    if (!readOnly) refusal = reason
     report()
   }
   provider.messageHandlers[MESSAGE_EPOCH] = (_encoder, decoder, p) => {

@@ -1,0 +1,98 @@
+"""Layout and keyboard: no horizontal overflow at phone width (the margin goes under the editor),
+Tab reaches the toolbar and the editor with a visible focus, the document list works by keyboard."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from tests.support.server_process import ServerProcess
+from tests.web.conftest import PHONE, doc_url, wait_saved, wait_text
+
+NO_OVERFLOW_JS = "() => document.documentElement.scrollWidth <= window.innerWidth"
+FOCUSED_JS = """() => {
+    const el = document.activeElement
+    return el ? (el.getAttribute('aria-label') || el.className || el.tagName) : ''
+}"""
+
+
+def test_phone_width_has_no_horizontal_overflow(
+    local_server: ServerProcess, open_page: Callable[..., Any], shot: Callable[[Any, str], Any]
+) -> None:
+    document = f"web/phone-{uuid.uuid4().hex[:8]}/a-rather-long-document-name-that-must-wrap"
+    listing = open_page(f"{local_server.url}/#/", name="Ana", viewport=PHONE)
+    listing.fill("#new-doc-name", document)
+    listing.keyboard.press("Enter")
+    listing.wait_for_selector(".save-status[data-state='saved']")
+    listing.click(".cm-content")
+    listing.keyboard.type(
+        "# A heading\n\n" + "A long line of prose that wraps across the narrow screen. " * 4
+    )
+    wait_saved(listing)
+    assert listing.evaluate(NO_OVERFLOW_JS)
+    editor = listing.locator(".editor-column").bounding_box()
+    margin = listing.locator("#comments").bounding_box()
+    assert editor is not None and margin is not None
+    assert margin["y"] >= editor["y"] + editor["height"] - 1, (
+        "the comments margin should sit under the editor"
+    )
+    assert editor["width"] <= PHONE["width"]
+    shot(listing, "phone-document")
+    listing.goto(f"{local_server.url}/#/")
+    listing.wait_for_selector(f".doc-link:has-text('{document}')")
+    assert listing.evaluate(NO_OVERFLOW_JS)
+    shot(listing, "phone-list")
+
+
+def test_desktop_layout_puts_the_margin_beside_the_editor(
+    local_server: ServerProcess, open_page: Callable[..., Any], shot: Callable[[Any, str], Any]
+) -> None:
+    page = open_page(doc_url(local_server, f"web/desk-{uuid.uuid4().hex[:8]}"), name="Ana")
+    wait_saved(page)
+    page.click(".cm-content")
+    page.keyboard.type("# Title\n\nSome **bold** words.")
+    wait_text(page, "text.includes('bold')")
+    editor = page.locator(".editor-column").bounding_box()
+    margin = page.locator("#comments").bounding_box()
+    assert editor is not None and margin is not None
+    assert margin["x"] >= editor["x"] + editor["width"] - 1
+    assert page.evaluate(NO_OVERFLOW_JS)
+    heading = page.locator(".cm-line", has_text="Title").evaluate(
+        "e => getComputedStyle(e.querySelector('span')).fontSize"
+    )
+    body = page.locator(".cm-line", has_text="Some").evaluate("e => getComputedStyle(e).fontSize")
+    assert float(heading.removesuffix("px")) > float(body.removesuffix("px"))  # headings look like headings
+    assert page.locator(".cm-gutters").count() == 0  # no code-editor gutters
+    shot(page, "desktop-document")
+
+
+def test_tab_reaches_the_toolbar_then_the_editor(
+    local_server: ServerProcess, open_page: Callable[..., Any], shot: Callable[[Any, str], Any]
+) -> None:
+    page = open_page(doc_url(local_server, f"web/keys-{uuid.uuid4().hex[:8]}"), name="Ana")
+    wait_saved(page)
+    seen: list[str] = []
+    for _ in range(25):
+        page.keyboard.press("Tab")
+        seen.append(str(page.evaluate(FOCUSED_JS)))
+        if seen[-1].startswith("Document text"):
+            break
+    assert "Bold" in seen, seen
+    assert seen[-1].startswith("Document text"), seen
+    assert seen.index("Bold") < len(seen) - 1
+    page.keyboard.type("typed by keyboard")
+    wait_text(page, "text === 'typed by keyboard'")
+    # the toolbar works from the keyboard: select all, Shift+Tab back to the Link button... and Bold
+    page.keyboard.press("Control+a")
+    page.keyboard.press("Control+b")
+    wait_text(page, "text === '**typed by keyboard**'")
+    for _ in range(6):
+        page.keyboard.press("Shift+Tab")
+        if page.evaluate(FOCUSED_JS) == "Bold":
+            break
+    outline = page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle")
+    assert outline != "none", "focused buttons need a visible outline"
+    shot(page, "keyboard-focus-on-bold")
+    page.keyboard.press("Enter")  # un-bold the selection through the button
+    wait_text(page, "text === 'typed by keyboard'")
