@@ -24,6 +24,21 @@ WIDER_THAN_VIEWPORT_JS = """() => [...document.querySelectorAll('#comments, #com
     .map(e => e.tagName + '.' + e.className)"""
 
 
+WORD_CENTER_JS = """(word) => {
+    const walker = document.createTreeWalker(document.querySelector('.cm-content'), NodeFilter.SHOW_TEXT)
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        const at = node.data.indexOf(word)
+        if (at < 0) continue
+        const range = document.createRange()
+        range.setStart(node, at)
+        range.setEnd(node, at + word.length)
+        const box = range.getBoundingClientRect()
+        return [box.x + box.width / 2, box.y + box.height / 2]
+    }
+    throw new Error('word not in the editor: ' + word)
+}"""
+
+
 def highlighted(page: Any, thread: str | None = None) -> str:
     """The editor text under a thread's highlight (all threads' when `thread` is None)."""
     return str(page.evaluate(HIGHLIGHT_TEXT_JS, thread))
@@ -97,6 +112,30 @@ def test_comment_stays_on_its_words_replies_resolve_and_detach(
     ana.wait_for_selector(f"[data-thread-id='{thread}'] .cmt-comment:has-text('Quick enough for me')")
     shot(ana, "3-ana-sees-reply")
 
+    # Ana answers with an @mention picked from the suggestions (Enter picks, Enter again sends)
+    reply = ana.locator(f"[data-thread-id='{thread}'] .cmt-reply textarea")
+    reply.type("Thanks @b")
+    ana.wait_for_selector(f"[data-thread-id='{thread}'] .cmt-mention-list [role='option']:has-text('@bob')")
+    reply.press("Enter")
+    assert reply.input_value() == "Thanks @bob "
+    reply.press("Enter")
+    bob.wait_for_selector(f"[data-thread-id='{thread}'] .cmt-comment:has-text('Thanks') .cmt-mention")
+
+    # Bob reacts to Ana's first comment, Ana sees the count; Ana edits her comment, Bob sees the edit
+    first = f"[data-thread-id='{thread}'] .cmt-comment >> nth=0"
+    bob.click(f"{first} >> .cmt-react-menu summary")
+    bob.click(f"{first} >> button[aria-label='React with 👍']")
+    ana.wait_for_selector(f"[data-thread-id='{thread}'] .cmt-reaction:has-text('👍 1')")
+    ana.click(f"{first} >> button:has-text('Edit')")
+    edit = ana.locator(f"[data-thread-id='{thread}'] .cmt-comment textarea").first
+    edit.fill("Is it quick enough now, @bob?")
+    edit.press("Enter")
+    bob.wait_for_selector(
+        f"[data-thread-id='{thread}'] .cmt-comment:has-text('quick enough now') .cmt-edited"
+    )
+    assert bob.locator(f"{first} >> button:has-text('Edit')").count() == 0  # not Bob's to edit
+    shot(bob, "3-bob-sees-reaction-and-edit")
+
     # Ana resolves: collapsed under "Resolved" (closed <details>) and no longer highlighted, for Bob too
     ana.click(f"[data-thread-id='{thread}'] .cmt-resolve")
     for page in (ana, bob):
@@ -122,7 +161,7 @@ def test_comment_stays_on_its_words_replies_resolve_and_detach(
     shot(bob, "5-bob-detached")
 
 
-def test_viewer_reads_threads_but_cannot_comment_at_phone_width(
+def test_commenter_comments_and_viewer_only_reads_at_phone_width(
     secret_server: ServerProcess, open_page: Callable[..., Any], shot: Callable[[Any, str], Any]
 ) -> None:
     url = doc_url(secret_server, f"web/viewer-{uuid.uuid4().hex[:8]}")
@@ -137,9 +176,24 @@ def test_viewer_reads_threads_but_cannot_comment_at_phone_width(
     ana.press(".cmt-composer textarea", "Enter")
     ana.wait_for_selector(".cmt-list .cmt-thread")
 
+    # a commenter cannot type but selects a word with the mouse and comments on it
+    carol = open_page(url, name="Carol", token=mint_token("carol", {"web/*": "commenter"}), viewport=PHONE)
+    carol.wait_for_selector(".cmt-list .cmt-thread")
+    x, y = carol.evaluate(WORD_CENTER_JS, "carefully")
+    carol.mouse.dblclick(x, y)
+    carol.click("button.cmt-new")
+    carol.fill(".cmt-composer textarea", "Why carefully?")
+    carol.press(".cmt-composer textarea", "Enter")
+    ana.wait_for_selector(".cmt-list .cmt-thread:has-text('Why carefully?')")
+    wait_text(carol, "text === 'Read me carefully.'")
+    shot(carol, "commenter-phone")
+
     viewer = open_page(url, name="Vi", token=mint_token("vi", {"web/*": "viewer"}), viewport=PHONE)
     viewer.wait_for_selector(".cmt-list .cmt-thread:has-text('A note for readers')")
-    assert highlighted(viewer) == "Read me"
+    viewer.wait_for_selector(".cmt-list .cmt-thread:has-text('Why carefully?')")
+    first, second = viewer.locator(".cmt-list .cmt-thread").all()  # in document order
+    wait_highlight(viewer, str(first.get_attribute("data-thread-id")), "Read me")
+    wait_highlight(viewer, str(second.get_attribute("data-thread-id")), "carefully")
     assert viewer.locator("button.cmt-new").count() == 0
     assert viewer.locator(".cmt-reply, .cmt-resolve, .cmt-react-menu").count() == 0
     margin = viewer.locator("#comments").bounding_box()
