@@ -26,9 +26,8 @@ def test_phone_width_has_no_horizontal_overflow(
     listing.keyboard.press("Enter")
     listing.wait_for_selector(".save-status[data-state='saved']")
     listing.click(".cm-content")
-    listing.keyboard.type(
-        "# A heading\n\n" + "A long line of prose that wraps across the narrow screen. " * 4
-    )
+    listing.keyboard.type("# A heading\n\n")
+    listing.keyboard.insert_text("A long line of prose that wraps across the narrow screen. " * 4)
     wait_saved(listing)
     assert listing.evaluate(NO_OVERFLOW_JS)
     editor = listing.locator(".editor-column").bounding_box()
