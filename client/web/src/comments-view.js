@@ -20,9 +20,10 @@ export function el (tag, props = {}, ...children) {
 
 /**
  * A labelled text area with submit/cancel buttons: Enter submits, Shift+Enter is a new line,
- * Escape cancels. `onSubmit(text)` may return a promise; the form is busy meanwhile.
+ * Escape cancels (`onEscape(textarea)`, default `onCancel`). `onSubmit(text)` may return a
+ * promise; the form is busy meanwhile and shows the error if it fails.
  */
-export function textForm ({ label, submitLabel, value = '', onSubmit, onCancel, users, className }) {
+export function textForm ({ label, submitLabel, value = '', onSubmit, onCancel, onEscape = onCancel, users, className }) {
   const id = `cmt-form-${++formCounter}`
   const textarea = el('textarea', { id, class: 'cmt-input', rows: '2', placeholder: label })
   textarea.value = value
@@ -54,9 +55,9 @@ export function textForm ({ label, submitLabel, value = '', onSubmit, onCancel, 
     if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
       event.preventDefault()
       send()
-    } else if (event.key === 'Escape' && onCancel) {
+    } else if (event.key === 'Escape' && onEscape) {
       event.preventDefault()
-      onCancel()
+      onEscape(textarea)
     }
   })
   form.addEventListener('submit', (event) => { event.preventDefault(); send() })

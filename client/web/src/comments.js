@@ -153,7 +153,14 @@ export function mountComments ({ root, view, ydoc, ytext, docName, api, user, ro
       })
       const body = el('div', { class: 'cmt-thread-body' })
       const reply = canComment
-        ? textForm({ label: 'Reply', submitLabel: 'Reply', users: ctx.users, className: 'cmt-reply', onSubmit: (text) => sendReply(id, text) })
+        ? textForm({
+          label: 'Reply',
+          submitLabel: 'Reply',
+          users: ctx.users,
+          className: 'cmt-reply',
+          onSubmit: (text) => sendReply(id, text),
+          onEscape: (textarea) => { textarea.value = ''; card.focus() }
+        })
         : null
       card.append(body, reply ?? '')
       entry = { card, body, reply, key: null }
@@ -318,6 +325,10 @@ export function mountComments ({ root, view, ydoc, ytext, docName, api, user, ro
     composer.focusInput()
   }
 
+  // events missed while this tab slept or was offline: catch up when it is back
+  const catchUp = () => { if (document.visibilityState === 'visible') loadAll() }
+  document.addEventListener('visibilitychange', catchUp)
+  window.addEventListener('online', catchUp)
   loadAll()
 
   return {
@@ -330,6 +341,8 @@ export function mountComments ({ root, view, ydoc, ytext, docName, api, user, ro
     },
     destroy () {
       alive = false
+      document.removeEventListener('visibilitychange', catchUp)
+      window.removeEventListener('online', catchUp)
       closeComposer(false)
       ytext.unobserve(textObserver)
       highlights.destroy()
