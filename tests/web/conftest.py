@@ -119,13 +119,14 @@ def open_page(browser: Any, page_errors: PageErrors) -> Iterator[Callable[..., A
 
     def open_one(
         url: str,
-        name: str = "Ana",
+        name: str | None = "Ana",
         token: str | None = None,
         viewport: dict[str, int] | None = None,
         setup: Callable[[Any], None] | None = None,
     ) -> Any:
         context = browser.new_context(viewport=viewport or DESKTOP)
-        context.add_init_script(f"localStorage.setItem('cocreate.name', {name!r})")
+        if name is not None:  # else local mode asks for it
+            context.add_init_script(f"localStorage.setItem('cocreate.name', {name!r})")
         context.set_default_timeout(10_000)
         contexts.append(context)
         page = context.new_page()

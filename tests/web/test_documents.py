@@ -33,6 +33,17 @@ def test_create_open_and_rename_from_the_list(
     wait_text(page, "text === 'first words'")
 
 
+def test_local_mode_asks_for_a_name_once(local_server: ServerProcess, open_page: Callable[..., Any]) -> None:
+    page = open_page(f"{local_server.url}/#/", name=None)
+    page.wait_for_selector("dialog[open] #ask-input")
+    page.fill("#ask-input", "Zed")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(".user-bar:has-text('Zed')")
+    page.reload()
+    page.wait_for_selector(".user-bar:has-text('Zed')")
+    assert page.locator("dialog[open]").count() == 0
+
+
 def test_sign_in_with_a_pasted_token(
     secret_server: ServerProcess,
     open_page: Callable[..., Any],

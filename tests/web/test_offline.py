@@ -4,9 +4,11 @@ and reach the others when the connection is back; the indicator says so meanwhil
 from __future__ import annotations
 
 import re
+import urllib.request
 import uuid
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 from tests.support.server_process import ServerProcess
 from tests.web.conftest import doc_url, editor_text, wait_saved, wait_text
@@ -84,3 +86,34 @@ def test_edits_survive_a_reload_before_they_reach_the_server(
     wait_saved(ana)
     bo = open_page(url, name="Bo")
     wait_text(bo, "text === 'kept locally'")
+
+
+def test_a_stale_local_copy_of_a_recreated_document_is_not_merged_back(
+    local_server: ServerProcess, open_page: Callable[..., Any], shot: Callable[[Any, str], Any]
+) -> None:
+    document = f"web/epoch-{uuid.uuid4().hex[:8]}"
+    url = doc_url(local_server, document)
+    ana = open_page(url, name="Ana")
+    wait_saved(ana)
+    ana.click(".cm-content")
+    ana.keyboard.type("old text")
+    wait_saved(ana)
+    ana.goto(f"{local_server.url}/#/")  # leaves the document; its copy stays in IndexedDB
+    ana.wait_for_selector(".create-form")
+
+    request = urllib.request.Request(f"{local_server.url}/api/documents/{quote(document)}", method="DELETE")
+    with urllib.request.urlopen(request, timeout=5) as reply:
+        assert reply.status == 204
+    bo = open_page(url, name="Bo")
+    wait_saved(bo)
+    bo.click(".cm-content")
+    bo.keyboard.type("new text")
+    wait_saved(bo)
+
+    ana.goto(url)
+    ana.wait_for_selector(".banner:has-text('deleted or replaced')")
+    shot(ana, "stale-copy-refused")
+    ana.click(".banner button")
+    wait_text(ana, "text === 'new text'")
+    wait_saved(ana)
+    assert wait_text(bo, "text === 'new text'") == "new text"
