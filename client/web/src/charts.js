@@ -28,7 +28,20 @@ export function barChart ({ title, rows, series, width = 520 }) {
   const barHeight = 14
   const groupGap = 12
   const legendHeight = 22
-  const top = legendHeight + 20
+  // legend entries flow left to right and wrap to the next line on narrow charts
+  const legend = []
+  let legendX = 0
+  let legendY = legendHeight
+  for (const s of series) {
+    const itemWidth = 24 + s.label.length * 6.5
+    if (legendX > 0 && legendX + itemWidth > width) {
+      legendX = 0
+      legendY += 16
+    }
+    legend.push({ s, x: legendX, y: legendY })
+    legendX += itemWidth
+  }
+  const top = legendY + 20
   const groupHeight = series.length * barHeight + groupGap
   const height = top + Math.max(rows.length, 1) * groupHeight + 24
   const plotWidth = width - labelWidth - 50
@@ -45,11 +58,9 @@ export function barChart ({ title, rows, series, width = 520 }) {
   })
   root.append(svg('title', {}, title))
   root.append(svg('text', { x: 0, y: 14, class: 'chart-title', 'font-size': 13, 'font-weight': 600 }, title))
-  let legendX = 0
-  for (const s of series) {
-    root.append(svg('rect', { x: legendX, y: legendHeight, width: 10, height: 10, fill: s.color, rx: 2 }))
-    root.append(svg('text', { x: legendX + 14, y: legendHeight + 9, 'font-size': 11 }, s.label))
-    legendX += 24 + s.label.length * 6.5
+  for (const { s, x, y } of legend) {
+    root.append(svg('rect', { x, y, width: 10, height: 10, fill: s.color, rx: 2 }))
+    root.append(svg('text', { x: x + 14, y: y + 9, 'font-size': 11 }, s.label))
   }
   const axisY = top + rows.length * groupHeight
   for (let i = 0; i <= 4; i++) {

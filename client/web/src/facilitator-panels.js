@@ -8,11 +8,12 @@ export function clock (iso) {
   return date.toLocaleString([], { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit' })
 }
 
-function summaryChart (title, summary) {
+function summaryChart (title, summary, width) {
   return el('figure', { class: 'fac-chart' }, barChart({
     title,
     rows: contributionRows(summary.participants),
-    series: CONTRIBUTION_SERIES
+    series: CONTRIBUTION_SERIES,
+    width: Math.max(320, Math.min(640, Math.round(width) || 520)) // text stays legible on phones
   }))
 }
 
@@ -31,7 +32,8 @@ export function sessionsPanel (ctx) {
   const showSummary = async (title, path) => {
     try {
       chartSlot.replaceChildren(el('p', { class: 'fac-hint', text: 'Loading summary…' }))
-      chartSlot.replaceChildren(summaryChart(title, await api.get(path)))
+      const summary = await api.get(path)
+      chartSlot.replaceChildren(summaryChart(title, summary, chartSlot.clientWidth))
     } catch (err) {
       ctx.fail(err)
     }
@@ -43,7 +45,7 @@ export function sessionsPanel (ctx) {
       class: 'fac-link',
       'data-seq': mark.seq,
       onclick: () => ctx.seek(mark.seq)
-    }, `🔖 ${mark.label}`),
+    }, mark.label),
     el('span', { class: 'fac-meta', text: ` ${clock(mark.at)} · seq ${mark.seq}` }))
 
   async function refresh () {

@@ -13,7 +13,8 @@ const CSS = `
 .fac button:disabled { opacity: 0.55; cursor: not-allowed; }
 .fac-controls { display: flex; align-items: center; gap: 0.5rem; flex-wrap: wrap; position: sticky; top: 0; background: #fff; padding: 0.4rem 0; z-index: 2; }
 .fac-speeds { display: flex; gap: 0.2rem; }
-.fac-slider { flex: 1 1 240px; min-width: 160px; height: 2rem; accent-color: #1971c2; }
+.fac-scrub { display: flex; align-items: center; gap: 0.5rem; flex: 1 1 280px; min-width: 0; }
+.fac-slider { flex: 1 1 auto; min-width: 0; height: 2rem; accent-color: #1971c2; }
 .fac-slider-label { font-weight: 600; }
 .fac-status { margin: 0; color: #333; font-variant-numeric: tabular-nums; }
 .fac-error { margin: 0; color: #c92a2a; }
@@ -45,7 +46,7 @@ const CSS = `
 @media (max-width: 800px) {
   .fac { padding: 0.5rem; }
   .fac-main { grid-template-columns: minmax(0, 1fr); }
-  .fac-slider { flex-basis: 100%; order: 5; }
+  .fac-scrub { flex-basis: 100%; order: 5; }
   .fac button { min-height: 2.6rem; }
 }
 `
