@@ -242,6 +242,17 @@ export function mountComments ({ root, view, ydoc, ytext, docName, api, user, ro
     }
   }
 
+  /** Owners may list the document's access entries: more people to @mention. */
+  async function loadPeople () {
+    if (role !== 'owner') return
+    try {
+      const access = await api.get(`${base}/access`)
+      for (const entry of access.entries ?? []) people.add(entry.user)
+    } catch {
+      // suggestions are a convenience: comment authors are still offered
+    }
+  }
+
   async function loadAll () {
     try {
       const listed = await api.get(`${base}/threads?status=all`)
@@ -330,6 +341,7 @@ export function mountComments ({ root, view, ydoc, ytext, docName, api, user, ro
   document.addEventListener('visibilitychange', catchUp)
   window.addEventListener('online', catchUp)
   loadAll()
+  loadPeople()
 
   return {
     onDocumentEvent ({ kind, data }) {
