@@ -98,3 +98,29 @@ def test_owner_shares_with_an_invite_link_and_a_guest_joins(
     wait_text(owner, "text === 'Agenda from a guest'")
     owner.wait_for_selector(".participants li:has-text('Gus the Guest')")
     shot(guest, "guest-editing")
+
+
+def test_removing_someone_from_the_access_list_closes_their_page(
+    secret_server: ServerProcess, open_page: Callable[..., Any], shot: Callable[[Any, str], Any]
+) -> None:
+    document = f"team/revoked-{uuid.uuid4().hex[:8]}"
+    owner_token = mint_token("olga", {document: "owner"}, name="Olga")
+    owner = open_page(doc_url(secret_server, document), name="Olga", token=owner_token)
+    wait_saved(owner)
+    owner.click("button.share-button")
+    owner.fill("#grant-user", "bea")
+    owner.select_option("#grant-role", "editor")
+    owner.click(".grant-form button[type=submit]")
+    owner.locator(".access-list li:has-text('bea')").wait_for()
+
+    bea = open_page(doc_url(secret_server, document), name="Bea", token=mint_token("bea", {}, name="Bea"))
+    wait_saved(bea)
+    bea.click(".cm-content")
+    bea.keyboard.type("Bea was here")
+    wait_saved(bea)
+    owner.click("button[aria-label='Remove bea']")
+    bea.wait_for_selector(".banner:has-text('access to this document was removed')")
+    assert bea.get_attribute(".save-status", "data-state") == "closed"
+    shot(bea, "access-removed")
+    owner.click("dialog.share-panel button.close")
+    wait_text(owner, "text === 'Bea was here'")

@@ -40,6 +40,12 @@ export function setDocumentToken (docName, token) {
   localStorage.setItem(DOC_TOKENS_KEY, JSON.stringify(tokens))
 }
 
+export function forgetDocumentToken (docName) {
+  const tokens = documentTokens()
+  delete tokens[docName]
+  localStorage.setItem(DOC_TOKENS_KEY, JSON.stringify(tokens))
+}
+
 /** The token to use on `docName`: the invite's own token if there is one, else the signed-in one. */
 export function tokenFor (docName) {
   return (docName && documentTokens()[docName]) || signedInToken()

@@ -47,7 +47,7 @@ function renderParticipants (list, awareness, selfId) {
  * Builds the page into `root` and connects. Resolves to
  * `{view, ydoc, ytext, commentsRoot, setEventHandler(fn), destroy()}`.
  */
-export async function mountDocumentView ({ root, docName, api, user, role, token, local }) {
+export async function mountDocumentView ({ root, docName, api, user, role, token, local, onSignInAgain }) {
   const readOnly = rank(role) < rank('editor')
   const ydoc = new Y.Doc()
   const ytext = ydoc.getText(CONTENT_ROOT)
@@ -86,7 +86,7 @@ export async function mountDocumentView ({ root, docName, api, user, role, token
       status.dataset.state = now.state
       status.dataset.unsaved = String(now.unsaved)
       status.textContent = statusText(now, readOnly)
-      if (now.state === 'closed') showClosed(now.detail)
+      if (now.state === 'closed') showClosed(now)
     },
     onEvent (event) {
       if (eventHandler) eventHandler(event)
@@ -99,16 +99,21 @@ export async function mountDocumentView ({ root, docName, api, user, role, token
   rerender()
   view = createEditor({ parent: editorHost, ytext, awareness, readOnly })
 
-  function showClosed (detail) {
+  function showClosed ({ code, detail }) {
     banner.hidden = false
-    const discard = h('button', {
-      type: 'button',
-      onclick: async () => {
-        await connection.discardLocalCopy()
-        location.reload()
-      }
-    }, 'Discard my copy and reload')
-    banner.replaceChildren(h('p', {}, detail), discard)
+    let action = h('a', { class: 'button secondary', href: '#/' }, 'Back to the documents')
+    if (code === 4404) {
+      action = h('button', {
+        type: 'button',
+        onclick: async () => {
+          await connection.discardLocalCopy()
+          location.reload()
+        }
+      }, 'Discard my copy and reload')
+    } else if (code === 4401) {
+      action = h('button', { type: 'button', onclick: () => onSignInAgain() }, 'Sign in again')
+    }
+    banner.replaceChildren(h('p', {}, detail), action)
   }
 
   return {

@@ -17,7 +17,7 @@
 //   parsed JSON (null for 204) or throw an Error with `.status`, `.error`, `.detail` and `.body`
 //   (the server's JSON error). It sends the document's token as `Authorization: Bearer`.
 // - `user` = `{id, name, color}`; `role` = 'viewer' | 'commenter' | 'editor' | 'owner'.
-import { createApi, documentTokens, rank, roleOn, setDocumentToken, setSignedInToken, signedInToken, tokenFor } from './api.js'
+import { createApi, documentTokens, forgetDocumentToken, rank, roleOn, setDocumentToken, setSignedInToken, signedInToken, tokenFor } from './api.js'
 import { mountComments } from './comments.js'
 import { mountDocumentList } from './doclist.js'
 import { docHash, mountDocumentView } from './docview.js'
@@ -151,7 +151,12 @@ async function route () {
     mounted.push(mountFacilitator({ root, docName, api, user, role }))
     return
   }
-  const page = await mountDocumentView({ root: app, docName, api, user, role, token: api.token, local: me.local })
+  const signInAgain = () => {
+    if (documentTokens()[docName]) forgetDocumentToken(docName)
+    else setSignedInToken('')
+    route()
+  }
+  const page = await mountDocumentView({ root: app, docName, api, user, role, token: api.token, local: me.local, onSignInAgain: signInAgain })
   if (mine !== generation) return page.destroy()
   mounted.push(page)
   // The comments load once the server has the document (the first sync creates a new one).

@@ -37,7 +37,7 @@ function websocketBase () {
 
 /**
  * Opens `docName` into `ydoc` (`readOnly`: the role cannot edit, refusals are expected). `onStatus({state, unsaved, detail})` is called on every change, where
- * state is connecting | saving | saved | offline | refused | closed; `onEvent({kind, data})` for
+ * state is connecting | saving | saved | offline | refused | closed (with the close `code`); `onEvent({kind, data})` for
  * document events. Returns `{provider, persistence, retry(), discardLocalCopy(), destroy()}`.
  */
 export async function openDocument ({ docName, ydoc, token, readOnly = false, onStatus, onEvent }) {
@@ -110,7 +110,7 @@ export async function openDocument ({ docName, ydoc, token, readOnly = false, on
   }
 
   function state () {
-    if (closed) return { state: 'closed', unsaved, detail: closed }
+    if (closed) return { state: 'closed', unsaved, detail: closed.message, code: closed.code }
     if (refusal) return { state: 'refused', unsaved: true, detail: refusal }
     if (!provider.wsconnected || !current || provider.ws !== current) {
       return { state: provider.wsconnecting && !unsaved ? 'connecting' : 'offline', unsaved }
@@ -140,7 +140,8 @@ export async function openDocument ({ docName, ydoc, token, readOnly = false, on
   })
   provider.on('status', report)
   provider.on('closed', (event) => {
-    closed = CLOSE_REASONS[event.code] || `The server closed the connection (${event.code} ${event.reason}).`
+    const message = CLOSE_REASONS[event.code] || `The server closed the connection (${event.code} ${event.reason}).`
+    closed = { code: event.code, message }
     report()
   })
   // The browser knows first when the network goes: stop at once, and reconnect when it is back
