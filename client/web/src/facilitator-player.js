@@ -58,6 +58,7 @@ export class Player {
   async seek (seq) {
     const target = Math.max(0, Math.min(Math.round(seq), this.lastSeq))
     if (target >= this.seq && target <= this.windowEnd && this.frames.length) {
+      this._token++ // a slower seek still loading must not land after this one
       this._applyUntil(target) // forward inside the loaded window: no request
       this.onChange()
       return
