@@ -98,6 +98,7 @@ def test_comment_stays_on_its_words_replies_resolve_and_detach(
     for page in (ana, bob):
         wait_text(page, f"text === {expected_text!r}")
         wait_highlight(page, thread, "quXYick brown")
+    bob.wait_for_selector(f".cmt-thread.cmt-active[data-thread-id='{thread}']")  # his caret is in its words
     shot(ana, "2-ana-after-bob-typed")
     shot(bob, "2-bob-after-typing")
 
