@@ -46,7 +46,7 @@ def built_app() -> Path:
     return DIST
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # Playwright's sync API holds an event loop: end it with tests/web
 def browser(built_app: Path) -> Iterator[Any]:
     executable = _require_chromium()
     with playwright_sync.sync_playwright() as playwright:
@@ -68,13 +68,13 @@ def _server(tmp: Path, env: dict[str, str]) -> Iterator[ServerProcess]:
         process.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def local_server(built_app: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """A server in local mode (no secret: everyone is the owner). Tests use their own documents."""
     yield from _server(tmp_path_factory.mktemp("web-local"), {"COCREATE_SECRET": ""})
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def secret_server(built_app: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """A server with a secret: every request needs a token (see `mint_token`)."""
     yield from _server(tmp_path_factory.mktemp("web-secret"), {"COCREATE_SECRET": SECRET})
