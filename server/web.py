@@ -65,6 +65,16 @@ def asset_path(assets: Path, raw: str) -> Path:
     return resolved
 
 
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether an Accept-Encoding header allows gzip (`gzip;q=0` refuses it)."""
+    for item in accept_encoding.lower().split(","):
+        coding, _, params = item.strip().partition(";")
+        if coding.strip() in ("gzip", "*"):
+            quality = params.strip().removeprefix("q=").strip() if params.strip().startswith("q=") else "1"
+            return quality.rstrip("0").rstrip(".") not in ("", "0")
+    return False
+
+
 def routes(hub: Hub) -> list[Route]:
     async def page(request: Request) -> Response:
         index = dist_dir(hub) / "index.html"
@@ -76,8 +86,13 @@ def routes(hub: Hub) -> list[Route]:
 
     async def asset(request: Request) -> Response:
         path = asset_path(dist_dir(hub) / "assets", request.path_params["path"])
-        headers = {"Cache-Control": IMMUTABLE, "X-Content-Type-Options": "nosniff"}
-        return FileResponse(path, media_type=CONTENT_TYPES[path.suffix], headers=headers)
+        headers = {"Cache-Control": IMMUTABLE, "X-Content-Type-Options": "nosniff", "Vary": "Accept-Encoding"}
+        media_type = CONTENT_TYPES[path.suffix]
+        compressed = path.with_name(path.name + ".gz")  # written by build.mjs beside the .js and .css
+        if accepts_gzip(request.headers.get("accept-encoding", "")) and compressed.is_file():
+            headers["Content-Encoding"] = "gzip"
+            return FileResponse(compressed, media_type=media_type, headers=headers)
+        return FileResponse(path, media_type=media_type, headers=headers)
 
     return [
         Route("/", page, methods=["GET"]),

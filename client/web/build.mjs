@@ -9,6 +9,7 @@ import * as esbuild from 'esbuild'
 import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { gzipSync } from 'node:zlib'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const dist = join(here, 'dist')
@@ -35,6 +36,10 @@ const fresh = new Set()
 for (const [file, output] of Object.entries(result.metafile.outputs)) {
   fresh.add(basename(file))
   if (output.entryPoint) built[basename(output.entryPoint)] = basename(file)
+  if (/\.(js|css)$/.test(file)) { // served precompressed to browsers that accept gzip
+    await writeFile(`${file}.gz`, gzipSync(await readFile(file), { level: 9 }))
+    fresh.add(`${basename(file)}.gz`)
+  }
 }
 const page = (await readFile(join(here, 'index.html'), 'utf8'))
   .replace('/assets/app.js', `/assets/${built['main.js']}`)

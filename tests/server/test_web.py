@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -12,7 +13,7 @@ import pytest
 from persistence.memory import MemoryStorage
 from server.app import build
 from server.settings import Settings
-from server.web import asset_path
+from server.web import accepts_gzip, asset_path
 from tests.support.asgi import Reply
 
 
@@ -66,6 +67,7 @@ def dist(tmp_path: Path) -> Path:
     (folder / "assets" / "sub").mkdir(parents=True)
     (folder / "index.html").write_text("<!doctype html><title>cocreate</title>")
     (folder / "assets" / "app-ABC.js").write_text("console.log(1)")
+    (folder / "assets" / "app-ABC.js.gz").write_bytes(gzip.compress(b"console.log(1)"))
     (folder / "assets" / "styles-ABC.css").write_text("body{}")
     (folder / "assets" / "app-ABC.js.map").write_text("{}")
     (folder / "assets" / "sub" / "x.svg").write_text("<svg/>")
@@ -143,3 +145,25 @@ def test_asset_path_refuses_traversal_without_touching_disk(tmp_path: Path) -> N
     for raw in ("../x.js", "a/../../x.js", "/etc/passwd", "a//b.js", "./a.js"):
         with pytest.raises(Exception, match="no asset"):
             asset_path(tmp_path, raw)
+
+
+async def test_precompressed_assets_for_browsers_that_accept_gzip(dist: Path) -> None:
+    app = app_for(dist)
+    zipped = await call(app, "GET", "/assets/app-ABC.js", headers={"Accept-Encoding": "gzip, deflate, br"})
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert zipped.headers["content-type"].startswith("text/javascript")
+    assert gzip.decompress(zipped.body) == b"console.log(1)"
+    plain = await call(app, "GET", "/assets/app-ABC.js", headers={"Accept-Encoding": "gzip;q=0"})
+    assert "content-encoding" not in plain.headers and plain.body == b"console.log(1)"
+    css = await call(app, "GET", "/assets/styles-ABC.css", headers={"Accept-Encoding": "gzip"})
+    assert "content-encoding" not in css.headers and css.body == b"body{}"  # no .gz beside it
+    assert (await call(app, "GET", "/assets/app-ABC.js.gz")).status == 404
+
+
+@pytest.mark.parametrize(
+    ("header", "accepted"),
+    [("gzip", True), ("deflate, gzip;q=0.5", True), ("*", True), ("gzip;q=0", False), ("gzip;q=0.000", False),
+     ("br", False), ("", False), ("identity", False)],
+)  # fmt: skip
+def test_accept_encoding_parsing(header: str, accepted: bool) -> None:
+    assert accepts_gzip(header) is accepted
