@@ -4,12 +4,12 @@ import * as Y from 'yjs'
 import { documentPath, rank } from './api.js'
 import { createEditor, formattingToolbar } from './editor.js'
 import { lightColor } from './identity.js'
+import { CONTENT_ROOT } from './roots.js'
 import { openSharePanel } from './share.js'
 import { openDocument } from './sync.js'
 import { h } from './ui.js'
 
-/** The Y.Text root every cocreate browser client edits (comments and history address it by name). */
-export const CONTENT_ROOT = 'content'
+export { CONTENT_ROOT }
 
 const STATUS_TEXT = {
   connecting: 'Connecting…',

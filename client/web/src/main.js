@@ -8,7 +8,8 @@
 // EXTENSION POINTS (owned by the comments/facilitator modules, called only from here):
 // - Document view: `mountComments({root, view, ydoc, ytext, docName, api, user, role})` from
 //   ./comments.js. `root` is the right-hand margin `<aside id="comments">` (under the editor on
-//   phones), `view` the CodeMirror EditorView, `ytext` the Y.Text root `content` (CONTENT_ROOT).
+//   phones), `view` the CodeMirror EditorView, `ytext` the Y.Text root named CONTENT_ROOT
+//   ('content', exported by ./roots.js: use it as the `root` of comment threads).
 //   Returns `{onDocumentEvent(event), destroy()}`; every document event the server sends on the
 //   websocket (message 103) is passed as `onDocumentEvent({kind, data})`.
 // - `#/doc/<name>/history`: `mountFacilitator({root, docName, api, user, role})` from
