@@ -11,6 +11,7 @@ export async function mountDocumentList ({ root, api, me, userBar }) {
   const createForm = h('form', { class: 'create-form' },
     h('label', { for: 'new-doc-name' }, 'New document'), nameInput,
     h('button', { type: 'submit' }, 'Create'))
+  document.title = 'Documents · cocreate'
   root.replaceChildren(
     h('header', { class: 'topbar' }, h('h1', {}, 'cocreate'), userBar),
     h('main', { class: 'list-page' }, createForm, message, h('h2', {}, 'Documents'), list))

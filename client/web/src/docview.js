@@ -76,6 +76,7 @@ export async function mountDocumentView ({ root, docName, api, user, role, token
     h('main', { class: 'editor-column', 'aria-label': 'Document' }, toolbar, editorHost),
     commentsRoot)
   root.replaceChildren(header, banner, layout)
+  document.title = `${docName} · cocreate`
 
   const connection = await openDocument({
     docName,

@@ -110,21 +110,38 @@ const FORMATS = [
   { label: 'Link', text: 'Link', keys: 'Mod-k', run: insertLink }
 ]
 
-/** The formatting toolbar: real buttons with labels, one tab stop each. */
+/**
+ * The formatting toolbar: real buttons with labels. One Tab stop (the ARIA toolbar pattern): the
+ * arrow keys, Home and End move between the buttons.
+ */
 export function formattingToolbar (getView, readOnly) {
-  return h('div', { class: 'toolbar', role: 'toolbar', 'aria-label': 'Formatting' },
-    FORMATS.map((format) => h('button', {
-      type: 'button',
-      class: `format format-${format.label.toLowerCase().replace(/\s+/g, '-')}`,
-      'aria-label': format.label,
-      title: `${format.label} (${format.keys.replace('Mod', navigator.platform.startsWith('Mac') ? '⌘' : 'Ctrl')})`,
-      disabled: readOnly,
-      onmousedown: (event) => event.preventDefault(), // keep the editor's selection
-      onclick: () => {
-        const view = getView()
-        if (view) format.run(view)
-      }
-    }, format.text)))
+  const mac = navigator.platform.startsWith('Mac')
+  const buttons = FORMATS.map((format, index) => h('button', {
+    type: 'button',
+    class: `format format-${format.label.toLowerCase()}`,
+    'aria-label': format.label,
+    'aria-keyshortcuts': format.keys.replace('Mod', mac ? 'Meta' : 'Control').replace(/-/g, '+'),
+    title: `${format.label} (${format.keys.replace('Mod', mac ? '⌘' : 'Ctrl').replace(/-/g, '+')})`,
+    tabindex: index === 0 ? '0' : '-1',
+    disabled: readOnly,
+    onmousedown: (event) => event.preventDefault(), // keep the editor's selection
+    onclick: () => {
+      const view = getView()
+      if (view) format.run(view)
+    }
+  }, format.text))
+  const toolbar = h('div', { class: 'toolbar', role: 'toolbar', 'aria-label': 'Formatting', 'aria-controls': 'editor-text' }, buttons)
+  toolbar.addEventListener('keydown', (event) => {
+    const at = buttons.indexOf(document.activeElement)
+    if (at < 0) return
+    const next = { ArrowRight: at + 1, ArrowLeft: at - 1, Home: 0, End: buttons.length - 1 }[event.key]
+    if (next === undefined) return
+    event.preventDefault()
+    const target = buttons[(next + buttons.length) % buttons.length]
+    for (const button of buttons) button.tabIndex = button === target ? 0 : -1
+    target.focus()
+  })
+  return toolbar
 }
 
 /** An EditorView on `ytext`, sharing cursors through `awareness`; read-only for viewers. */
@@ -146,6 +163,7 @@ export function createEditor ({ parent, ytext, awareness, readOnly }) {
         'aria-label': readOnly ? 'Document text (view only)' : 'Document text',
         'aria-multiline': 'true',
         'aria-readonly': readOnly ? 'true' : 'false',
+        id: 'editor-text',
         tabindex: '0'
       }),
       yCollab(ytext, awareness, { undoManager })
