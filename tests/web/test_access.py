@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import quote
 
 from tests.support.server_process import ServerProcess
-from tests.web.conftest import doc_url, editor_text, mint_token, wait_saved, wait_text
+from tests.web.conftest import PageErrors, doc_url, editor_text, mint_token, wait_saved, wait_text
 
 
 def server_text(server: ServerProcess, document: str, token: str) -> str:
@@ -124,3 +124,18 @@ def test_removing_someone_from_the_access_list_closes_their_page(
     shot(bea, "access-removed")
     owner.click("dialog.share-panel button.close")
     wait_text(owner, "text === 'Bea was here'")
+
+
+def test_an_expired_token_closes_the_page_and_offers_to_sign_in_again(
+    secret_server: ServerProcess, open_page: Callable[..., Any], page_errors: PageErrors
+) -> None:
+    page_errors.allow(r"status of 401|HTTP 401 .*/api/me")  # asking who we are after signing out
+    document = f"team/expiring-{uuid.uuid4().hex[:8]}"
+    page = open_page(
+        doc_url(secret_server, document), name="Eve", token=mint_token("eve", {"team/*": "editor"}, ttl=4)
+    )
+    wait_saved(page)
+    page.wait_for_selector(".banner:has-text('Your access has expired')", timeout=10_000)
+    assert page.get_attribute(".save-status", "data-state") == "closed"
+    page.click(".banner button:has-text('Sign in again')")
+    page.wait_for_selector("form.sign-in #token-input")

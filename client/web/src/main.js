@@ -52,9 +52,9 @@ export function parseRoute (hash) {
 function userBar (me, user) {
   const bar = h('div', { class: 'user-bar' }, h('span', { class: 'dot', style: `background:${user.color}`, 'aria-hidden': 'true' }), h('span', {}, user.name))
   if (me.local) {
-    bar.append(h('button', { type: 'button', class: 'link-button', onclick: async () => { await askName(); route() } }, 'Change name'))
+    bar.append(h('button', { type: 'button', class: 'link-button', onclick: async () => { await askName(); show() } }, 'Change name'))
   } else if (signedInToken()) {
-    bar.append(h('button', { type: 'button', class: 'link-button', onclick: () => { setSignedInToken(''); route() } }, 'Sign out'))
+    bar.append(h('button', { type: 'button', class: 'link-button', onclick: () => { setSignedInToken(''); show() } }, 'Sign out'))
   }
   return bar
 }
@@ -66,7 +66,7 @@ function showSignIn (reason) {
   form.addEventListener('submit', (event) => {
     event.preventDefault()
     setSignedInToken(input.value.trim())
-    route()
+    show()
   })
   const invited = Object.keys(documentTokens())
   app.replaceChildren(h('header', { class: 'topbar' }, h('h1', {}, 'cocreate')),
@@ -149,13 +149,14 @@ async function route () {
     app.replaceChildren(h('header', { class: 'topbar' },
       h('a', { class: 'home', href: docHash(docName), 'aria-label': 'Back to the document' }, '← Back to the document'),
       h('h1', { class: 'doc-title' }, `History of ${docName}`)), root)
+    document.title = `History of ${docName} · cocreate`
     mounted.push(mountFacilitator({ root, docName, api, user, role }))
     return
   }
   const signInAgain = () => {
     if (documentTokens()[docName]) forgetDocumentToken(docName)
     else setSignedInToken('')
-    route()
+    show()
   }
   const page = await mountDocumentView({ root: app, docName, api, user, role, token: api.token, local: me.local, onSignInAgain: signInAgain })
   if (mine !== generation) return page.destroy()
@@ -170,5 +171,9 @@ async function route () {
   mounted.push(comments)
 }
 
-window.addEventListener('hashchange', () => { route() })
-route().catch((exc) => showProblem('Something went wrong', exc.message))
+function show () {
+  route().catch((exc) => showProblem('Something went wrong', exc.message))
+}
+
+window.addEventListener('hashchange', show)
+show()
