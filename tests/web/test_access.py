@@ -99,6 +99,12 @@ def test_owner_shares_with_an_invite_link_and_a_guest_joins(
     owner.wait_for_selector(".participants li:has-text('Gus the Guest')")
     shot(guest, "guest-editing")
 
+    owner.click("button.share-button")  # revoking the invite ends the guest's access at once
+    owner.click("dialog.share-panel button[aria-label='Revoke editor invite']")
+    owner.locator("dialog.share-panel .invite-list li:has-text('revoked')").wait_for()
+    guest.wait_for_selector(".banner:has-text('access to this document was removed')")
+    shot(guest, "guest-after-revocation")
+
 
 def test_removing_someone_from_the_access_list_closes_their_page(
     secret_server: ServerProcess, open_page: Callable[..., Any], shot: Callable[[Any, str], Any]

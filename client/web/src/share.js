@@ -47,7 +47,7 @@ export function openSharePanel ({ docName, api, local }) {
     const { invites } = await api.get(documentPath(docName, '/-/invites'))
     inviteList.replaceChildren(...invites.map((invite) => h('li', { class: `invite invite-${invite.status}` },
       h('span', {}, `${invite.role} · ${invite.status} · used ${invite.uses}${invite.max_uses ? ` of ${invite.max_uses}` : ''} · until ${formatTime(invite.expires_at)}`),
-      invite.status === 'active'
+      invite.status === 'active' || invite.status === 'exhausted' // revoking also ends guests' access
         ? h('button', { type: 'button', class: 'secondary', 'aria-label': `Revoke ${invite.role} invite`, onclick: () => revokeInvite(invite.id) }, 'Revoke')
         : null)))
     if (!invites.length) inviteList.append(h('li', { class: 'empty' }, 'No invites yet.'))
