@@ -65,7 +65,10 @@ export async function mountDocumentView ({ root, docName, api, user, role, token
   const header = h('header', { class: 'topbar doc-topbar' },
     h('a', { class: 'home', href: '#/', 'aria-label': 'All documents' }, '← Documents'),
     h('h1', { class: 'doc-title' }, docName),
-    readOnly ? h('span', { class: 'badge view-only', title: 'You can read this document but not change it' }, 'View only') : null,
+    readOnly
+      ? h('span', { class: 'badge view-only', title: role === 'commenter' ? 'You can comment but not change the text' : 'You can read this document but not change it' },
+        role === 'commenter' ? 'View only · can comment' : 'View only')
+      : null,
     status,
     participants,
     actions)
