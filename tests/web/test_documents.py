@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import urllib.request
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -63,3 +65,28 @@ def test_sign_in_with_a_pasted_token(
     wait_saved(page)
     assert page.locator(".share-button").count() == 0  # editors do not manage access
     assert page.locator("a:has-text('History')").count() == 1
+
+
+def test_the_list_pages_through_many_documents(
+    local_server: ServerProcess, open_page: Callable[..., Any]
+) -> None:
+    prefix = f"web/many-{uuid.uuid4().hex[:8]}"
+    names = [f"{prefix}/{index:03d}" for index in range(105)]
+    for name in names:
+        request = urllib.request.Request(
+            f"{local_server.url}/api/documents",
+            data=json.dumps({"name": name}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=5) as reply:
+            assert reply.status == 201
+    page = open_page(f"{local_server.url}/#/", name="Ana")
+    page.wait_for_selector(".doc-link")
+    while page.is_visible("button.more"):
+        shown = page.locator(".doc-link").count()
+        page.click("button.more")
+        page.wait_for_function(f"() => document.querySelectorAll('.doc-link').length > {shown}")
+    listed = page.locator(".doc-link").all_inner_texts()
+    assert set(names) <= set(listed)
+    assert len(listed) == len(set(listed))

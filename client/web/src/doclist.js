@@ -4,6 +4,8 @@ import { documentPath, documentTokens, rank, roleOn } from './api.js'
 import { docHash } from './docview.js'
 import { askText, formatTime, h } from './ui.js'
 
+const PAGE_SIZE = 100
+
 export async function mountDocumentList ({ root, api, me, userBar }) {
   const message = h('p', { class: 'message', role: 'status', 'aria-live': 'polite' })
   const list = h('ul', { class: 'doc-list', 'aria-label': 'Documents' })
@@ -11,22 +13,37 @@ export async function mountDocumentList ({ root, api, me, userBar }) {
   const createForm = h('form', { class: 'create-form' },
     h('label', { for: 'new-doc-name' }, 'New document'), nameInput,
     h('button', { type: 'submit' }, 'Create'))
+  const more = h('button', { type: 'button', class: 'secondary more', hidden: true, onclick: () => loadPage(more.dataset.after) }, 'More documents')
   document.title = 'Documents · cocreate'
   root.replaceChildren(
     h('header', { class: 'topbar' }, h('h1', {}, 'cocreate'), userBar),
-    h('main', { class: 'list-page' }, createForm, message, h('h2', {}, 'Documents'), list))
+    h('main', { class: 'list-page' }, createForm, message, h('h2', {}, 'Documents'), list, more))
+  const listed = new Set()
 
-  async function refresh () {
-    let documents = []
+  async function loadPage (after = '') {
+    let page = { documents: [], next: null }
     try {
-      documents = (await api.get('/api/documents?limit=500')).documents
+      page = await api.get(`/api/documents?limit=${PAGE_SIZE}${after ? `&after=${encodeURIComponent(after)}` : ''}`)
+      message.textContent = ''
     } catch (exc) {
       message.textContent = `Could not load the documents: ${exc.message}`
     }
-    const invited = Object.keys(documentTokens()).filter((name) => !documents.some((d) => d.name === name))
-    list.replaceChildren(
-      ...documents.map((doc) => row(doc.name, `changed ${formatTime(doc.updated_at)}`, rank(roleOn(me, doc.name)) >= rank('owner'))),
-      ...invited.map((name) => row(name, 'shared with you by invite', false)))
+    list.querySelector('.empty')?.remove()
+    list.append(...page.documents.map((doc) => {
+      listed.add(doc.name)
+      return row(doc.name, `changed ${formatTime(doc.updated_at)}`, rank(roleOn(me, doc.name)) >= rank('owner'))
+    }))
+    more.hidden = !page.next
+    more.dataset.after = page.next || ''
+    return page
+  }
+
+  async function refresh () {
+    listed.clear()
+    list.replaceChildren()
+    await loadPage()
+    const invited = Object.keys(documentTokens()).filter((name) => !listed.has(name))
+    list.append(...invited.map((name) => row(name, 'shared with you by invite', false)))
     if (!list.children.length) list.append(h('li', { class: 'empty' }, 'No documents yet: create the first one above.'))
   }
 
