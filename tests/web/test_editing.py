@@ -85,3 +85,32 @@ def test_saved_shows_only_after_the_server_acks(
     wait_saved(ana)
     assert ana.inner_text(".save-status") == "Saved"
     shot(ana, "saved-after-acks")
+
+
+def test_the_toolbar_inserts_markdown(
+    local_server: ServerProcess, open_page: Callable[..., Any], shot: Callable[[Any, str], Any]
+) -> None:
+    page = open_page(doc_url(local_server, f"web/toolbar-{uuid.uuid4().hex[:8]}"), name="Ana")
+    wait_saved(page)
+    page.click(".cm-content")
+    page.keyboard.type("Plan")
+    steps = [
+        ("Heading", "## Plan"),
+        ("List", "- Plan"),  # replaces the heading marker
+        ("Quote", "> Plan"),
+        ("Quote", "Plan"),  # toggles off
+    ]
+    for button, expected in steps:
+        page.click(f".toolbar button[aria-label='{button}']")
+        wait_text(page, f"text === {expected!r}")
+    page.keyboard.press("Control+a")
+    page.click(".toolbar button[aria-label='Italic']")
+    wait_text(page, "text === '*Plan*'")
+    page.keyboard.press("End")
+    page.keyboard.type(" see ")
+    page.click(".toolbar button[aria-label='Link']")
+    wait_text(page, "text === '*Plan* see [link text](https://)'")
+    page.keyboard.type("example.org")  # the URL part was selected
+    wait_text(page, "text === '*Plan* see [link text](example.org)'")
+    wait_saved(page)
+    shot(page, "toolbar-markdown")
