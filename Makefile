@@ -6,8 +6,10 @@ STAMP := $(VENV)/.installed
 NODE_DIRS := tests/interop tests/hocuspocus tests/comments
 NODE_STAMPS := $(addsuffix /node_modules/.installed,$(NODE_DIRS))
 ARGS ?=
+WEB := client/web
+WEB_SOURCES := $(WEB)/build.mjs $(WEB)/index.html $(wildcard $(WEB)/src/*)
 
-.PHONY: serve test lint install node bench
+.PHONY: serve test lint install node web bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,7 +25,14 @@ install: $(STAMP)
 
 node: $(NODE_STAMPS)
 
-serve: $(STAMP)
+# The browser app: `npm ci` when its lock changed, then esbuild into client/web/dist (served at /).
+$(WEB)/dist/.built: $(WEB)/node_modules/.installed $(WEB_SOURCES)
+	cd $(WEB) && node build.mjs
+	touch $@
+
+web: $(WEB)/dist/.built
+
+serve: $(STAMP) web
 	$(BIN)/cocreate serve $(ARGS)
 
 lint: $(STAMP)
@@ -31,7 +40,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: $(STAMP) node lint
+test: $(STAMP) node web lint
 	$(BIN)/python -m pytest $(ARGS)
 
 bench: $(STAMP) node

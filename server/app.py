@@ -23,7 +23,17 @@ from persistence.access import access_store_for
 from persistence.base import Storage, StorageError
 from persistence.factory import open_storage
 from persistence.history import history_store_for
-from server import access_api, comments_api, documents_api, history_api, http, offload, ops_api, webhooks_api
+from server import (
+    access_api,
+    comments_api,
+    documents_api,
+    history_api,
+    http,
+    offload,
+    ops_api,
+    web,
+    webhooks_api,
+)
 from server.access import MIN_SECRET_BYTES, TokenAuthenticator
 from server.auth import Authenticator, LocalAuthenticator
 from server.events import EventBus
@@ -41,7 +51,7 @@ from server.ywebsocket import YWebSocketPeer
 
 log = logging.getLogger("cocreate")
 
-ROUTE_MODULES = [http, ops_api, documents_api, access_api, comments_api, history_api, webhooks_api]
+ROUTE_MODULES = [http, ops_api, documents_api, access_api, comments_api, history_api, webhooks_api, web]
 
 
 def build(settings: Settings, storage: Storage | None = None) -> tuple[Starlette, Hub]:

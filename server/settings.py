@@ -25,6 +25,9 @@ class Settings:
     data_dir: Path = setting(Path("data"), "folder for the default SQLite database")  # noqa: RUF009
     database_url: str | None = setting(None, "SQLAlchemy URL; default: SQLite file in data_dir")
     ws_path: str = setting("/ws/", "URL prefix of the y-websocket endpoint")
+    web_dir: str | None = setting(
+        None, "built browser app folder (index.html, assets/); default: client/web/dist"
+    )
     secret: str | None = field(  # never logged, shown or repr'd; prefer COCREATE_SECRET to --secret
         default=None,
         repr=False,

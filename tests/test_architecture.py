@@ -60,6 +60,7 @@ def is_edge(relative: str) -> bool:
             "server/app.py",
             "server/http.py",
             "server/webhook_http.py",
+            "server/web.py",
             "client/client.py",
         }
         or (relative.startswith("server/") and relative.endswith("_api.py"))

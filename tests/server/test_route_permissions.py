@@ -47,6 +47,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/healthz"): Rule(PUBLIC),
     ("GET", "/readyz"): Rule(PUBLIC),
     ("GET", "/metrics"): Rule(Role.OWNER, grant="*"),  # owners of everything, or the metrics token
+    ("GET", "/"): Rule(PUBLIC),  # the browser app's page (server/web.py)
+    ("GET", "/assets/{path:path}"): Rule(PUBLIC),  # its built files
     ("GET", "/api/me"): Rule(IDENTITY),
     ("POST", "/api/invites/redeem"): Rule(PUBLIC, body={"code": "not-an-invite-code"}),
     # documents
@@ -107,6 +109,7 @@ PARAMS = {
     "comment": "0" * 32,
     "emoji": "%F0%9F%91%8D",
     "webhook": "0" * 32,
+    "path": "app.js",
 }
 
 app, hub = build(Settings(secret=SECRET), MemoryStorage())
