@@ -20,7 +20,8 @@ FOCUSED_JS = """() => {
 def test_phone_width_has_no_horizontal_overflow(
     local_server: ServerProcess, open_page: Callable[..., Any], shot: Callable[[Any, str], Any]
 ) -> None:
-    document = f"web/phone-{uuid.uuid4().hex[:8]}/a-rather-long-document-name-that-must-wrap"
+    # sorts first: the list is paged by name and other tests share this server
+    document = f"0-phone-{uuid.uuid4().hex[:8]}/a-rather-long-document-name-that-must-wrap"
     listing = open_page(f"{local_server.url}/#/", name="Ana", viewport=PHONE)
     listing.fill("#new-doc-name", document)
     listing.keyboard.press("Enter")

@@ -158,7 +158,7 @@ export function createEditor ({ parent, ytext, awareness, readOnly }) {
       proseTheme,
       placeholder(readOnly ? 'This document is empty.' : 'Start writing…'),
       EditorState.readOnly.of(readOnly),
-      EditorView.editable.of(!readOnly),
+      // stays focusable when read-only: keyboard users select text to comment on; readOnly blocks input
       EditorView.contentAttributes.of({
         'aria-label': readOnly ? 'Document text (view only)' : 'Document text',
         'aria-multiline': 'true',
