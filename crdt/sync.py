@@ -4,7 +4,8 @@ Rules (server role):
 - The server opens with SyncStep1 (its state vector) and, if any, the awareness states.
 - A peer's SyncStep1 is surfaced as `SyncRequested`; the owner answers with `send_step2`.
 - Every SyncStep2 and Update is an "update-carrying message", numbered from 1 per connection.
-  A read-only session refuses them itself (`WriteRefused`, never surfaced as an update);
+  A read-only session refuses updates itself (`WriteRefused`, never surfaced as an update) and
+  leaves its SyncStep2 to the owner (`WriteRefused.update`: acknowledged when nothing is new);
   otherwise they surface as `UpdateReceived` and the owner later calls `acknowledge(index)`
   (after the durable commit) or `refuse(index, reason)`.
 - Acks and refusals are only put on the wire for peers that opted in (`acks=True`), since
@@ -59,7 +60,7 @@ class UpdateReceived:
 class WriteRefused:
     index: int
     reason: str
-    # Set when the session left the answer to its owner (Hocuspocus, a read-only SyncStep2):
+    # Set when the session left the answer to its owner (a read-only SyncStep2):
     # `acknowledge(index)` if the server already holds everything in it, else `refuse(index, reason)`.
     update: bytes | None = None
 
@@ -157,10 +158,12 @@ class SyncSession:
             case SyncUpdate(update) | SyncStep2(update):
                 self.updates_received += 1
                 index = self.updates_received
-                if self.read_only:
-                    self.refuse(index, READ_ONLY_REASON)
-                    return WriteRefused(index, READ_ONLY_REASON)
-                return UpdateReceived(update, index, isinstance(message, SyncStep2))
+                if not self.read_only:
+                    return UpdateReceived(update, index, isinstance(message, SyncStep2))
+                if isinstance(message, SyncStep2):  # the owner decides: nothing new -> applied
+                    return WriteRefused(index, READ_ONLY_REASON, update)
+                self.refuse(index, READ_ONLY_REASON)
+                return WriteRefused(index, READ_ONLY_REASON)
             case SyncStep1(state_vector):
                 return SyncRequested(state_vector)
             case AwarenessMessage(payload):

@@ -22,6 +22,7 @@ from crdt.sync import (
     UpdateRefused,
     WriteRefused,
 )
+from crdt.validation import UpdateLimits
 
 
 class Replica:
@@ -42,6 +43,12 @@ class Replica:
                 self.document.apply(update)
                 if self.session.role is Role.SERVER:
                     self.session.acknowledge(index)
+            case WriteRefused(index, reason, update) if update is not None:  # as the room decides
+                if self.document.holds(update, UpdateLimits()):
+                    self.session.acknowledge(index)
+                else:
+                    self.session.refuse(index, reason)
+                    self.refused.append(index)
             case WriteRefused(index, _) | UpdateRefused(index, _):
                 self.refused.append(index)
             case Acknowledged(count):
@@ -108,16 +115,26 @@ def test_acks_only_for_peers_that_asked() -> None:
     assert server.updates_final == 1
 
 
-def test_read_only_session_refuses_writes_itself() -> None:
+def test_read_only_session_refuses_writes_and_accepts_a_handshake_with_nothing_new() -> None:
     server = Replica(Role.SERVER, read_only=True, acks=True)
     client = Replica(Role.CLIENT, acks=True)
     connect(server, client)
     local_edit(client, "nope")
     pump(server, client)
     assert text_of(server) == ""
-    assert server.refused == [1, 2]  # the handshake step 2 and the update
-    assert client.refused == [1, 2]
+    assert server.refused == [2]  # the update; the empty handshake step 2 (1) is acknowledged
+    assert client.refused == [2]
     assert client.acked == 2
+
+
+def test_read_only_handshake_carrying_edits_is_refused() -> None:
+    server = Replica(Role.SERVER, read_only=True, acks=True)
+    client = Replica(Role.CLIENT, acks=True)
+    local_edit(client, "made offline")
+    connect(server, client)
+    pump(server, client)
+    assert text_of(server) == ""
+    assert server.refused == client.refused == [1, 2]  # the edit, then the step 2 that carries it again
 
 
 def test_refusal_becomes_final_only_after_earlier_messages() -> None:
