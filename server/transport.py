@@ -8,7 +8,7 @@ import itertools
 import logging
 from collections import deque
 from http import HTTPStatus
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import orjson
 from websockets.datastructures import Headers
@@ -94,8 +94,7 @@ class WebSocketConnection(asyncio.Protocol):
 
     # -- asyncio.Protocol --------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's TCPTransport is no subclass
         peer = transport.get_extra_info("peername")
         if peer:
             self.peer_address = f"{peer[0]}:{peer[1]}"
