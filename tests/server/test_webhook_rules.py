@@ -135,7 +135,11 @@ def test_only_comment_and_session_events_are_forwarded() -> None:
 # -- the verification examples of docs/WEBHOOKS.md accept our signature and refuse a forged one -------------
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "WEBHOOKS.md"
 SECRET = "e" * 64
-BODY = payload("d" * 32, "w" * 32, "comment.added", "team/a", time.time(), {"seq": 1}).encode()
+
+
+def fresh_body() -> bytes:
+    """Signed now: the examples refuse bodies older than 5 minutes (and collection is long before)."""
+    return payload("d" * 32, "w" * 32, "comment.added", "team/a", time.time(), {"seq": 1}).encode()
 
 
 def example(language: str) -> str:
@@ -148,10 +152,11 @@ def test_the_python_example_verifies_our_signature() -> None:
     scope: dict[str, Any] = {}
     exec(example("python"), scope)
     verify = scope["verify"]
-    assert verify(SECRET, BODY, signature(SECRET, BODY))["event"] == "comment.added"
-    for forged in ("", signature("another", BODY), signature(SECRET, BODY + b" ")):
+    body = fresh_body()
+    assert verify(SECRET, body, signature(SECRET, body))["event"] == "comment.added"
+    for forged in ("", signature("another", body), signature(SECRET, body + b" ")):
         with pytest.raises(ValueError):
-            verify(SECRET, BODY, forged)
+            verify(SECRET, body, forged)
     old = payload("d" * 32, "w" * 32, "comment.added", "team/a", time.time() - 3600, {}).encode()
     with pytest.raises(ValueError, match="too old"):
         verify(SECRET, old, signature(SECRET, old))
@@ -162,12 +167,13 @@ def test_the_node_example_verifies_our_signature() -> None:
     if node is None:
         unavailable("the Node signature example", "`node` is not on PATH")
     assert node is not None
+    body = fresh_body()
     script = example("js") + (
         "const [secret, body, good, bad] = process.argv.slice(1);\n"
         "console.log(verify(secret, Buffer.from(body), good).event);\n"
         "try { verify(secret, Buffer.from(body), bad); console.log('accepted'); }"
         " catch (e) { console.log(e.message); }\n"
     )
-    args = [node, "-e", script, SECRET, BODY.decode(), signature(SECRET, BODY), signature("x", BODY)]
+    args = [node, "-e", script, SECRET, body.decode(), signature(SECRET, body), signature("x", body)]
     result = subprocess.run(args, capture_output=True, text=True, timeout=30, check=True)
     assert result.stdout.split("\n")[:2] == ["comment.added", "bad signature"]
