@@ -10,7 +10,7 @@ import logging
 import socket
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -38,6 +38,9 @@ from server.settings import Settings
 from server.transport import ChannelFactory, WebSocketConnection
 from server.ywebsocket import YWebSocketPeer
 
+if TYPE_CHECKING:
+    from server.cluster.node import Cluster
+
 log = logging.getLogger("cocreate")
 
 ROUTE_MODULES = [http, documents_api, access_api, comments_api, history_api]
@@ -49,6 +52,7 @@ def build(settings: Settings, storage: Storage | None = None) -> tuple[Starlette
     events = EventBus()
     registry = RoomRegistry(store, settings, time.time, events)
     presence = registry.presence = PresenceRecorder(history_store_for(store), time.time)
+    cluster = _join_cluster(settings, registry, events)
     access = access_store_for(store)
     authenticator: Authenticator
     if settings.secret:
@@ -66,6 +70,8 @@ def build(settings: Settings, storage: Storage | None = None) -> tuple[Starlette
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.open()
+        if cluster is not None:
+            await cluster.start()
         freeze_startup_heap()
         sweeper = asyncio.create_task(hub.sweep_forever(), name="sweeper")
         try:
@@ -73,6 +79,8 @@ def build(settings: Settings, storage: Storage | None = None) -> tuple[Starlette
         finally:
             sweeper.cancel()
             await registry.close()
+            if cluster is not None:
+                await cluster.close()
             replays_for(hub).close()
             await presence.drain()
             await store.close()
@@ -100,6 +108,15 @@ def build(settings: Settings, storage: Storage | None = None) -> tuple[Starlette
         },
     )
     return app, hub
+
+
+def _join_cluster(settings: Settings, registry: RoomRegistry, events: EventBus) -> Cluster | None:
+    """Cluster mode when a Redis URL is set; the Redis client is not even imported otherwise."""
+    if not settings.redis_url:
+        return None
+    from server.cluster.wiring import join_cluster
+
+    return join_cluster(settings.redis_url, registry, events)
 
 
 def freeze_startup_heap() -> None:

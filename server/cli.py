@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from server import history_cli
 from server.settings import Settings, setting_fields
 
-_ALIASES = {"database_url": ["--db"]}
+_ALIASES = {"database_url": ["--db"], "redis_url": ["--redis"]}
 
 
 def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

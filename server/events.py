@@ -53,6 +53,7 @@ class EventBus:
         self._subscribers: dict[str, set[Subscription]] = defaultdict(set)
         self._listeners: dict[str, list[Callable[[DocumentEvent], None]]] = defaultdict(list)
         self._next_id = 0
+        self.relay: Callable[[str, str, dict[str, Any]], None] | None = None  # cluster: to other nodes
 
     def listen(self, document: str, callback: Callable[[DocumentEvent], None]) -> Callable[[], None]:
         """Call `callback` synchronously for each event of `document`; returns the unlisten function."""
@@ -67,7 +68,12 @@ class EventBus:
 
         return unlisten
 
-    def publish(self, document: str, kind: str, data: dict[str, Any]) -> DocumentEvent:
+    def publish(
+        self, document: str, kind: str, data: dict[str, Any], *, relayed: bool = False
+    ) -> DocumentEvent:
+        """Deliver to this process's listeners; and to the other nodes unless it came `relayed` from one."""
+        if self.relay is not None and not relayed:
+            self.relay(document, kind, data)
         self._next_id += 1
         event = DocumentEvent(document, kind, data, self._next_id)
         for subscription in list(self._subscribers.get(document, ())):

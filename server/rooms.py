@@ -6,12 +6,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
 
 from persistence.base import Storage
 from server.events import EventBus
 from server.presence import PresenceHook
 from server.room import Room
 from server.settings import Settings
+
+if TYPE_CHECKING:  # the Redis client is imported only when a cluster is configured
+    from server.cluster.node import Cluster
 
 log = logging.getLogger("cocreate.rooms")
 
@@ -31,6 +35,8 @@ class RoomRegistry:
         self._closed = False
         self._blocked: set[str] = set()
         self.presence: PresenceHook | None = None  # handed to every room (presence recording)
+        self.cluster: Cluster | None = None  # cluster mode: handed to every room
+        self.on_evicted: Callable[[str, int, str], None] | None = None  # cluster mode: tell the others
 
     def __len__(self) -> int:
         return len(self._rooms)
@@ -51,6 +57,7 @@ class RoomRegistry:
             return previous
         room = Room(name, self.storage, self.settings, self.clock, self.events)
         room.presence = self.presence
+        room.cluster = self.cluster
         self._rooms[name] = room
         task = asyncio.create_task(self._run(room, previous), name=f"room:{name}")
         self._tasks.add(task)
@@ -82,6 +89,8 @@ class RoomRegistry:
         try:
             for name in names:
                 await self.evict(name, code, reason)
+                if self.on_evicted is not None:
+                    self.on_evicted(name, code, reason)
             yield
         finally:
             self._blocked.difference_update(taken)

@@ -1,0 +1,121 @@
+"""Acceptance of cluster mode: real redis-server, real PostgreSQL, several `cocreate serve` processes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pycrdt import Doc, Text
+
+from client.client import Client, connect
+from tests.cluster.redis_server import RedisServer
+from tests.support.server_process import ServerProcess
+
+pytestmark = [pytest.mark.postgres, pytest.mark.timeout(90)]
+
+DOC = "team/plan"
+
+
+@contextlib.contextmanager
+def nodes(count: int, pg_url: str, redis_url: str, tmp_path: Path) -> Iterator[list[ServerProcess]]:
+    started: list[ServerProcess] = []
+    try:
+        for index in range(count):
+            folder = tmp_path / f"node{index}"
+            folder.mkdir()
+            process = ServerProcess(db_url=pg_url, data_dir=folder, extra_args=["--redis", redis_url])
+            started.append(process.start())
+        yield started
+    finally:
+        for process in started:
+            process.kill()
+
+
+def text_of(client: Client) -> str:
+    return str(client.doc.get("t", type=Text))
+
+
+async def type_into(client: Client, token: str, count: int) -> None:
+    text = client.doc.get("t", type=Text)
+    for index in range(count):
+        text.insert(len(text), f"<{token}.{index}>")
+        if index % 5 == 0:
+            await asyncio.sleep(0.005)  # interleave with the other writers
+    await client.flushed()
+
+
+async def converged(clients: list[Client], expected_tokens: int, timeout: float = 15.0) -> str:
+    async def all_equal() -> None:
+        while True:
+            texts = {text_of(c) for c in clients}
+            if len(texts) == 1 and next(iter(texts)).count("<") == expected_tokens:
+                return
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(all_equal(), timeout)
+    return text_of(clients[0])
+
+
+def assert_each_once(text: str, tokens: list[str]) -> None:
+    for token in tokens:
+        assert text.count(f"<{token}>") == 1, f"{token} appears {text.count(f'<{token}>')} times"
+
+
+async def test_clients_spread_over_three_processes_converge(
+    pg_url: str, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    with nodes(3, pg_url, redis_server.url, tmp_path) as servers:
+        async with contextlib.AsyncExitStack() as stack:
+            clients = [
+                await stack.enter_async_context(connect(servers[i % 3].ws(DOC))) for i in range(6)
+            ]
+            await asyncio.gather(*(type_into(c, f"c{i}", 40) for i, c in enumerate(clients)))
+            text = await converged(clients, 6 * 40)
+            assert_each_once(text, [f"c{i}.{k}" for i in range(6) for k in range(40)])
+        # a late client on any process gets everything from the log
+        async with connect(servers[2].ws(DOC)) as late:
+            assert text_of(late) == text
+
+
+async def test_presence_crosses_processes_and_vanishes_when_the_client_leaves(
+    pg_url: str, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    with nodes(2, pg_url, redis_server.url, tmp_path) as (a, b):
+        async with connect(b.ws(DOC)) as watcher:
+            async with connect(a.ws(DOC)) as alice:
+                alice.set_awareness({"user": "alice"})
+                await watcher.wait_for(lambda: watcher.remote_states.get(alice.client_id) == {"user": "alice"})
+                alice_id = alice.client_id
+            await watcher.wait_for(lambda: alice_id not in watcher.remote_states)
+            # presence of a client already there reaches a process that loads the document later
+            watcher.set_awareness({"user": "walt"})
+            async with connect(a.ws(DOC)) as newcomer:
+                await newcomer.wait_for(lambda: newcomer.remote_states.get(watcher.client_id) == {"user": "walt"})
+
+
+def _post(url: str, body: dict[str, Any]) -> dict[str, Any]:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"content-type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        result: dict[str, Any] = json.loads(response.read())
+        return result
+
+
+async def test_a_comment_made_on_one_process_reaches_a_client_on_another(
+    pg_url: str, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    with nodes(2, pg_url, redis_server.url, tmp_path) as (a, b):
+        async with connect(b.ws(DOC)) as reader:
+            reader.doc.get("t", type=Text).insert(0, "hello world")
+            await reader.flushed()
+            body = {"root": "t", "range": {"start": 0, "end": 5, "unit": "codepoint"}, "body": "nice"}
+            made = await asyncio.to_thread(_post, f"{a.url}/api/documents/{DOC}/-/threads", body)
+            kind, data = await asyncio.wait_for(reader.document_events.get(), 10)
+            assert kind.startswith("comment") and json.dumps(made["id"]) in json.dumps(data)
