@@ -91,7 +91,7 @@ class Client:
         await asyncio.wait_for(done(), timeout)
 
     async def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-        """Wait until `predicate()` holds; re-checked after each update or awareness change from the server."""
+        """Wait until `predicate()` holds; re-checked after each update or awareness change received."""
 
         async def check() -> None:
             async with self._changed:

@@ -93,16 +93,27 @@ class Cluster:
             self._tasks.append(asyncio.create_task(work(), name=f"cluster-{name}"))
 
     async def close(self) -> None:
+        """Publish what is queued (briefly), stop the tasks, give back the leases; bounded in time."""
         await self._flush(timeout=2.0)
-        for task in self._tasks:
+        tasks = [*self._tasks, *self._side_tasks]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if tasks:
+            _, stuck = await asyncio.wait(tasks, timeout=3.0)
+            if stuck:
+                log.warning("cluster tasks did not stop: %s", sorted(t.get_name() for t in stuck))
         self._tasks.clear()
-        if self._redis is not None and self._leases is not None:
-            for document_id in list(self._held):
-                with contextlib.suppress(RedisError, OSError):
-                    await self._leases.release(document_id, self.node_id)
-            await self._redis.aclose()
+        if self._redis is not None:
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                await asyncio.wait_for(self._release_all(), 3.0)
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                await asyncio.wait_for(self._redis.aclose(), 3.0)
+
+    async def _release_all(self) -> None:
+        assert self._leases is not None
+        for document_id in list(self._held):
+            await self._leases.release(document_id, self.node_id)
+        self._held.clear()
 
     async def ping(self) -> bool:
         """Whether Redis answers now (for readiness)."""

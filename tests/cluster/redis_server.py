@@ -36,7 +36,7 @@ class RedisServer:
 
     def start(self, timeout: float = 10.0) -> None:
         args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.root),
-                "--save", "", "--appendonly", "no", "--protected-mode", "no", "--loglevel", "notice"]  # fmt: skip
+                "--save", "", "--appendonly", "no", "--protected-mode", "no"]  # fmt: skip
         process = self.process = subprocess.Popen(
             args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pycrdt import Doc, Text
+from pycrdt import Text
 
 from client.client import Client, connect
 from tests.cluster.redis_server import RedisServer
@@ -72,9 +72,7 @@ async def test_clients_spread_over_three_processes_converge(
 ) -> None:
     with nodes(3, pg_url, redis_server.url, tmp_path) as servers:
         async with contextlib.AsyncExitStack() as stack:
-            clients = [
-                await stack.enter_async_context(connect(servers[i % 3].ws(DOC))) for i in range(6)
-            ]
+            clients = [await stack.enter_async_context(connect(servers[i % 3].ws(DOC))) for i in range(6)]
             await asyncio.gather(*(type_into(c, f"c{i}", 40) for i, c in enumerate(clients)))
             text = await converged(clients, 6 * 40)
             assert_each_once(text, [f"c{i}.{k}" for i in range(6) for k in range(40)])
@@ -90,13 +88,17 @@ async def test_presence_crosses_processes_and_vanishes_when_the_client_leaves(
         async with connect(b.ws(DOC)) as watcher:
             async with connect(a.ws(DOC)) as alice:
                 alice.set_awareness({"user": "alice"})
-                await watcher.wait_for(lambda: watcher.remote_states.get(alice.client_id) == {"user": "alice"})
+                await watcher.wait_for(
+                    lambda: watcher.remote_states.get(alice.client_id) == {"user": "alice"}
+                )
                 alice_id = alice.client_id
             await watcher.wait_for(lambda: alice_id not in watcher.remote_states)
             # presence of a client already there reaches a process that loads the document later
             watcher.set_awareness({"user": "walt"})
             async with connect(a.ws(DOC)) as newcomer:
-                await newcomer.wait_for(lambda: newcomer.remote_states.get(watcher.client_id) == {"user": "walt"})
+                await newcomer.wait_for(
+                    lambda: newcomer.remote_states.get(watcher.client_id) == {"user": "walt"}
+                )
 
 
 def _post(url: str, body: dict[str, Any]) -> dict[str, Any]:
