@@ -110,6 +110,11 @@ class Committer:
                 self._idle.set()
                 await self.compact()
 
+    def request_compaction(self) -> None:
+        """Check the compaction policy soon, from the committer's own task (cluster mode: the lease
+        holder compacts what other nodes committed, too)."""
+        self._wanted.set()
+
     async def drain(self) -> None:
         """Wait until everything submitted so far is committed and acknowledged (or failed)."""
         while not self.failed and (self._pending or self._acks or not self._idle.is_set()):

@@ -162,7 +162,12 @@ class Room:
             )
             if self.cluster is not None:
                 self.link = RoomLink(
-                    self.cluster, self.record.id, self.storage, self._receive, self._has_peers
+                    self.cluster,
+                    self.record.id,
+                    self.storage,
+                    self._receive,
+                    self._has_peers,
+                    self.committer.request_compaction,
                 )
                 self.committer.on_committed = self.link.committed
                 self.committer.snapshot_point = self.link.snapshot_seq

@@ -63,12 +63,15 @@ class RoomLink:
         storage: Storage,
         receive: Callable[[Inbound], None],
         has_peers: Callable[[], bool],
+        compact: Callable[[], None],
     ) -> None:
         self.cluster = cluster
         self.document_id = document_id
         self.storage = storage
         self.receive = receive  # puts an item into the room's inbox
         self.has_peers = has_peers
+        self.compact = compact  # asks the committer to check its compaction policy
+        self._compaction_checked_at = 0
         self.tracker: SeqTracker | None = None  # None until the room loaded the log
         self.remote_seen: dict[Hashable, float] = {}
         self.local_presence: dict[int, AwarenessEntry] = {}
@@ -154,6 +157,9 @@ class RoomLink:
         polling = self.has_peers() and now - self._last_poll > SAFETY_POLL
         if polling or tracker.gap_age(now) > GAP_PATIENCE:
             self.catch_up()
+        if tracker.watermark > self._compaction_checked_at and self.cluster.holds_lease(self.document_id):
+            self._compaction_checked_at = tracker.watermark
+            self.compact()
         expired = tuple(c for c, seen in self.remote_seen.items() if now - seen > PRESENCE_TTL)
         if expired:
             for connection in expired:

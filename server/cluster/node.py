@@ -32,6 +32,7 @@ MAX_QUEUED = 20_000  # records waiting for Redis; beyond, they are dropped (all 
 TICK_SECONDS = 0.25
 LEASE_TTL = 15.0
 LEASE_EVERY = 3.0
+STREAM_IDLE_MS = 24 * 3600 * 1000
 
 
 class Subscriber(Protocol):
@@ -131,6 +132,7 @@ class Cluster:
         self._subscribers[key] = subscriber
         self._positions[key] = await self._stream_end(key)
         self._nudge()
+        self._spawn(self._take_lease(document_id))
 
     def detach(self, document_id: str, subscriber: Subscriber) -> None:
         key = stream_key(document_id)
@@ -166,6 +168,8 @@ class Cluster:
                     pipe = self._redis.pipeline(transaction=False)
                     for key, fields in batch:
                         pipe.xadd(key, fields, maxlen=self.stream_max_len, approximate=True)  # type: ignore[arg-type]
+                    for key in {key for key, _ in batch}:  # streams of documents nobody edits go away
+                        pipe.pexpire(key, STREAM_IDLE_MS)
                     await pipe.execute()
                     self.stats.published += count
                     self._recovered()
@@ -300,20 +304,25 @@ class Cluster:
                 subscriber.tick(now)
 
     async def _lease_forever(self) -> None:
-        assert self._leases is not None
         while True:
             for key in list(self._subscribers):
-                document_id = key[len(DOC_PREFIX) :]
-                started = self.clock()
-                try:
-                    held = await self._leases.hold(document_id, self.node_id)
-                except (RedisError, OSError):
-                    held = False
-                if held and key in self._subscribers:
-                    self._held[document_id] = started + LEASE_TTL * 0.8
-                else:
-                    self._held.pop(document_id, None)
+                await self._take_lease(key[len(DOC_PREFIX) :])
             await asyncio.sleep(LEASE_EVERY)
+
+    async def _take_lease(self, document_id: str) -> None:
+        """Take or renew the document's lease; we trust it for 80% of its ttl from before the call."""
+        assert self._leases is not None
+        started = self.clock()
+        try:
+            held = await self._leases.hold(document_id, self.node_id)
+        except (RedisError, OSError):
+            held = False
+        if held and stream_key(document_id) in self._subscribers:
+            self._held[document_id] = started + LEASE_TTL * 0.8
+            return
+        self._held.pop(document_id, None)
+        if held:  # the room closed while we were asking
+            await self._release(document_id)
 
     async def _release(self, document_id: str) -> None:
         assert self._leases is not None

@@ -14,6 +14,8 @@ import pytest
 from pycrdt import Text
 
 from client.client import Client, connect
+from persistence.sql import SqlStorage
+from server.loading import load_state
 from tests.cluster.redis_server import RedisServer
 from tests.support.server_process import ServerProcess
 
@@ -23,13 +25,15 @@ DOC = "team/plan"
 
 
 @contextlib.contextmanager
-def nodes(count: int, pg_url: str, redis_url: str, tmp_path: Path) -> Iterator[list[ServerProcess]]:
+def nodes(
+    count: int, pg_url: str, redis_url: str, tmp_path: Path, *extra: str
+) -> Iterator[list[ServerProcess]]:
     started: list[ServerProcess] = []
     try:
         for index in range(count):
             folder = tmp_path / f"node{index}"
             folder.mkdir()
-            process = ServerProcess(db_url=pg_url, data_dir=folder, extra_args=["--redis", redis_url])
+            process = ServerProcess(db_url=pg_url, data_dir=folder, extra_args=["--redis", redis_url, *extra])
             started.append(process.start())
         yield started
     finally:
@@ -101,12 +105,14 @@ async def test_presence_crosses_processes_and_vanishes_when_the_client_leaves(
                 )
 
 
-def _post(url: str, body: dict[str, Any]) -> dict[str, Any]:
+def _post(url: str, body: dict[str, Any] | None, method: str = "POST") -> dict[str, Any]:
+    data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"content-type": "application/json"}, method="POST"
+        url, data=data, headers={"content-type": "application/json"}, method=method
     )
     with urllib.request.urlopen(request, timeout=10) as response:
-        result: dict[str, Any] = json.loads(response.read())
+        text = response.read()
+        result: dict[str, Any] = json.loads(text) if text else {}
         return result
 
 
@@ -121,3 +127,46 @@ async def test_a_comment_made_on_one_process_reaches_a_client_on_another(
             made = await asyncio.to_thread(_post, f"{a.url}/api/documents/{DOC}/-/threads", body)
             kind, data = await asyncio.wait_for(reader.document_events.get(), 10)
             assert kind.startswith("comment") and json.dumps(made["id"]) in json.dumps(data)
+
+
+async def test_rename_and_delete_on_one_process_close_the_document_on_every_process(
+    pg_url: str, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    with nodes(2, pg_url, redis_server.url, tmp_path) as (a, b):
+        async with connect(b.ws(DOC)) as on_b, connect(a.ws(DOC)) as on_a:
+            on_b.doc.get("t", type=Text).insert(0, "kept")
+            await on_b.flushed()
+            await asyncio.to_thread(_post, f"{a.url}/api/documents/{DOC}", {"name": "team/renamed"}, "PATCH")
+            await on_a.wait_closed()
+            await on_b.wait_closed()
+            assert on_b.closed_reason == "closed for good: 4404 renamed to team/renamed"
+        async with connect(b.ws("team/renamed")) as moved, connect(a.ws("team/renamed")) as other:
+            assert text_of(moved) == "kept"
+            await asyncio.to_thread(_post, f"{b.url}/api/documents/team/renamed", None, "DELETE")
+            await other.wait_closed()
+            assert other.closed_reason == "closed for good: 4404 document deleted"
+
+
+async def test_compaction_by_the_lease_holder_keeps_every_update(
+    pg_url: str, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """Small snapshot thresholds: whichever process holds the lease snapshots at its watermark,
+    and a document loaded from snapshot + log still holds every edit exactly once."""
+    with nodes(2, pg_url, redis_server.url, tmp_path, "--snapshot-min-updates", "15") as (a, b):
+        async with connect(a.ws(DOC)) as left, connect(b.ws(DOC)) as right:
+            for phase in range(3):
+                await asyncio.gather(type_into(left, f"l{phase}", 20), type_into(right, f"r{phase}", 20))
+            tokens = [f"{s}{p}.{k}" for s in "lr" for p in range(3) for k in range(20)]
+            final = await converged([left, right], len(tokens))
+        storage = SqlStorage(pg_url)
+        await storage.open()
+        try:
+            record = await storage.get_document(DOC)
+            assert record is not None
+            snapshot = await storage.latest_snapshot(record.id)
+            assert snapshot is not None and 15 <= snapshot.seq <= record.last_seq
+            state = await load_state(storage, record.id)
+            assert str(state.document.doc.get("t", type=Text)) == final
+            assert_each_once(final, tokens)
+        finally:
+            await storage.close()
