@@ -83,6 +83,7 @@ class Cluster:
         self._reading_version = -1
         self._nudging = False
         self._down = False
+        self._closing = False
 
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -96,6 +97,12 @@ class Cluster:
     async def close(self) -> None:
         """Publish what is queued (briefly), stop the tasks, give back the leases; bounded in time."""
         await self._flush(timeout=2.0)
+        self._closing = True
+        if self._tasks and self._reader_id is not None and self._redis is not None:
+            # a cancelled XREAD BLOCK may keep waiting inside the client: end it from outside first
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                await asyncio.wait_for(self._redis.client_unblock(self._reader_id), 1.0)
+                await asyncio.wait([self._tasks[0]], timeout=1.0)
         tasks = [*self._tasks, *self._side_tasks]
         for task in tasks:
             task.cancel()
@@ -191,7 +198,7 @@ class Cluster:
     # -- reading ---------------------------------------------------------------------------
     async def _read_forever(self) -> None:
         backoff = 0.1
-        while True:
+        while not self._closing:
             reader = Redis.from_url(
                 self.url, single_connection_client=True, socket_connect_timeout=2,
                 socket_timeout=BLOCK_MS / 1000 + 5, retry=Retry(NoBackoff(), 0),
@@ -199,7 +206,7 @@ class Cluster:
             try:
                 self._reader_id = int(await reader.client_id())
                 backoff = 0.1
-                while True:
+                while not self._closing:
                     await self._resolve_positions()
                     streams = {key: position for key, position in self._positions.items() if position}
                     self._reading_version = self._version
