@@ -127,10 +127,14 @@ class RoomLink:
             self.cluster.publish(self.document_id, AwarenessRelay(payload, self.node_id))
 
     def snapshot_seq(self) -> int | None:
-        """The seq a snapshot may claim now (the watermark), or None when another node compacts."""
-        if self.tracker is None or not self.cluster.holds_lease(self.document_id):
+        """The seq a snapshot may claim now, or None (another node compacts, or not now).
+
+        The watermark, and only while nothing above it is applied: the document then holds exactly
+        rows 1..W, which history views (`latest_snapshot(at_most_seq=...)`) rely on."""
+        tracker = self.tracker
+        if tracker is None or tracker.highest != tracker.watermark:
             return None
-        return self.tracker.watermark
+        return tracker.watermark if self.cluster.holds_lease(self.document_id) else None
 
     # -- driven by the cluster ------------------------------------------------------------------
     def deliver(self, record: Record, now: float) -> None:
