@@ -72,6 +72,7 @@ class Cluster:
         self._leases: Leases | None = None
         self._subscribers: dict[str, Subscriber] = {}  # stream key -> the room's link
         self._positions: dict[str, str | None] = {EVENTS_STREAM: None}  # None: resolve, then resync
+        self._unresolved: set[str] = {EVENTS_STREAM}  # the keys whose position is None
         self._held: dict[str, float] = {}  # document id -> lease valid until (monotonic)
         self._queue: deque[tuple[str, dict[bytes, bytes]]] = deque()
         self._queued = asyncio.Event()
@@ -137,7 +138,11 @@ class Cluster:
         """Start reading `document_id`'s stream from its current end (call before loading the log)."""
         key = stream_key(document_id)
         self._subscribers[key] = subscriber
-        self._positions[key] = await self._stream_end(key)
+        position = self._positions[key] = await self._stream_end(key)
+        if position is None:
+            self._unresolved.add(key)
+        else:
+            self._unresolved.discard(key)
         self._nudge()
         self._spawn(self._take_lease(document_id))
 
@@ -146,6 +151,7 @@ class Cluster:
         if self._subscribers.get(key) is subscriber:
             del self._subscribers[key]
             self._positions.pop(key, None)
+            self._unresolved.discard(key)
             self._nudge()
             if self._held.pop(document_id, None) is not None:
                 self._spawn(self._release(document_id))
@@ -207,7 +213,8 @@ class Cluster:
                 self._reader_id = int(await reader.client_id())
                 backoff = 0.1
                 while not self._closing:
-                    await self._resolve_positions()
+                    if self._unresolved:
+                        await self._resolve_positions()
                     streams = {key: position for key, position in self._positions.items() if position}
                     self._reading_version = self._version
                     response = await reader.xread(streams, count=READ_COUNT, block=BLOCK_MS)  # type: ignore[arg-type]
@@ -219,6 +226,7 @@ class Cluster:
                 self._outage("reading", exc)
                 for key in self._positions:  # entries may be gone (a restarted Redis): log catch-up
                     self._positions[key] = None
+                self._unresolved.update(self._positions)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
             finally:
@@ -228,14 +236,14 @@ class Cluster:
                     await reader.aclose()
 
     async def _resolve_positions(self) -> None:
-        for key, position in list(self._positions.items()):
-            if position is None:
-                end = await self._stream_end(key, strict=True)
-                if key in self._positions:
-                    self._positions[key] = end
-                subscriber = self._subscribers.get(key)
-                if subscriber is not None:
-                    subscriber.resync()
+        for key in list(self._unresolved):
+            end = await self._stream_end(key, strict=True)
+            self._unresolved.discard(key)
+            if key in self._positions and self._positions[key] is None:
+                self._positions[key] = end
+            subscriber = self._subscribers.get(key)
+            if subscriber is not None:
+                subscriber.resync()
 
     async def _stream_end(self, key: str, strict: bool = False) -> str | None:
         """The id of the last entry of `key` ("0-0" for an empty stream); None if Redis is down."""
