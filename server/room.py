@@ -292,7 +292,7 @@ class Room:
             case AwarenessReceived(payload):
                 entries = decode_awareness(payload)
                 if self.link is not None:
-                    self._take_over_remote_presence(entries)
+                    self._take_over_remote_presence(peer, entries)
                 accepted = self.awareness.apply(peer.id, entries)
                 if accepted and self.presence is not None:
                     self.presence.awareness(self, peer, accepted)
@@ -450,23 +450,36 @@ class Room:
             owner = self.awareness.owner_of(entry.client_id)
             if owner is not None and owner != connection:
                 continue  # one of our own clients (or another node's claim) holds that id
-            relayed += self.awareness.apply(connection, [entry])
+            accepted = self.awareness.apply(connection, [entry])
+            relayed += accepted
             if entry.state == NULL_STATE:
                 self.awareness.release(connection)
                 link.remote_seen.pop(connection, None)
-            else:
+                link.remote_clocks.pop(connection, None)
+            elif accepted:
                 link.remote_seen[connection] = now
+                link.remote_clocks[connection] = accepted[-1].clock
         if relayed:
             self._broadcast(AwarenessMessage(encode_awareness(relayed)), None)
 
-    def _take_over_remote_presence(self, entries: list[AwarenessEntry]) -> None:
-        """A client that moved here from another node (its node died) claims its id back at once."""
-        assert self.link is not None
+    def _take_over_remote_presence(self, peer: Peer, entries: list[AwarenessEntry]) -> None:
+        """A client that moved here from another node (its node died) claims its id back at once.
+
+        Only with a newer clock than the relayed entry, and only a connection without an id yet:
+        y-websocket clients echo every awareness change they apply, including relayed ones, and
+        an echo carries the clock we relayed."""
+        link = self.link
+        assert link is not None
+        if self.awareness.owned_by(peer.id):
+            return
         for entry in entries:
             owner = self.awareness.owner_of(entry.client_id)
-            if is_remote_connection(owner) and entry.state != NULL_STATE:
+            if entry.state == NULL_STATE or not is_remote_connection(owner):
+                continue
+            if entry.clock > link.remote_clocks.get(owner, -1):
                 self.awareness.release(owner)
-                self.link.remote_seen.pop(owner, None)
+                link.remote_seen.pop(owner, None)
+                link.remote_clocks.pop(owner, None)
 
     def _forward_event(self, event: DocumentEvent) -> None:
         """Comment/session events reach the connections that speak cocreate's extensions."""

@@ -73,7 +73,8 @@ class RoomLink:
         self.compact = compact  # asks the committer to check its compaction policy
         self._compaction_checked_at = 0
         self.tracker: SeqTracker | None = None  # None until the room loaded the log
-        self.remote_seen: dict[Hashable, float] = {}
+        self.remote_seen: dict[Hashable, float] = {}  # remote pseudo-connection -> last refresh
+        self.remote_clocks: dict[Hashable, int] = {}  # remote pseudo-connection -> its entry's clock
         self.local_presence: dict[int, AwarenessEntry] = {}
         self._resync_wanted = False
         self._catching_up: asyncio.Task[None] | None = None
@@ -98,6 +99,11 @@ class RoomLink:
             self.catch_up()
 
     def detach(self) -> None:
+        """The room closed: its clients' presence ends everywhere (not after the 30 s expiry)."""
+        gone = [AwarenessEntry(e.client_id, e.clock + 1, "null") for e in self.local_presence.values()]
+        if gone:
+            self.local_presence.clear()
+            self.cluster.publish(self.document_id, AwarenessRelay(encode_awareness(gone), self.node_id))
         self.cluster.detach(self.document_id, self)
         if self._catching_up is not None:
             self._catching_up.cancel()
@@ -168,6 +174,7 @@ class RoomLink:
         if expired:
             for connection in expired:
                 del self.remote_seen[connection]
+                self.remote_clocks.pop(connection, None)
             self.receive(PresenceExpired(expired))
 
     def catch_up(self) -> None:
