@@ -52,7 +52,6 @@ def build(settings: Settings, storage: Storage | None = None) -> tuple[Starlette
     events = EventBus()
     registry = RoomRegistry(store, settings, time.time, events)
     presence = registry.presence = PresenceRecorder(history_store_for(store), time.time)
-    cluster = _join_cluster(settings, registry, events)
     access = access_store_for(store)
     authenticator: Authenticator
     if settings.secret:
@@ -66,6 +65,7 @@ def build(settings: Settings, storage: Storage | None = None) -> tuple[Starlette
             "Do not expose this server beyond your own machine."
         )
     hub = Hub(registry, settings, store, authenticator, events, time.time, access)
+    cluster = _join_cluster(settings, hub)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -110,13 +110,13 @@ def build(settings: Settings, storage: Storage | None = None) -> tuple[Starlette
     return app, hub
 
 
-def _join_cluster(settings: Settings, registry: RoomRegistry, events: EventBus) -> Cluster | None:
+def _join_cluster(settings: Settings, hub: Hub) -> Cluster | None:
     """Cluster mode when a Redis URL is set; the Redis client is not even imported otherwise."""
     if not settings.redis_url:
         return None
     from server.cluster.wiring import join_cluster
 
-    return join_cluster(settings.redis_url, registry, events)
+    return join_cluster(settings.redis_url, hub.registry, hub.events, hub.guard)
 
 
 def freeze_startup_heap() -> None:

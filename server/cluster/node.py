@@ -19,7 +19,16 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from server.cluster.lease import Leases
-from server.cluster.records import Eviction, Record, RecordError, RelayedEvent, decode_record, encode_record
+from server.cluster.records import (
+    AccessChanged,
+    Broadcast,
+    Eviction,
+    Record,
+    RecordError,
+    RelayedEvent,
+    decode_record,
+    encode_record,
+)
 
 log = logging.getLogger("cocreate.cluster")
 
@@ -66,7 +75,7 @@ class Cluster:
         self.node_id = node_id or secrets.token_hex(6)
         self.stream_max_len = stream_max_len
         self.stats = ClusterStats()
-        self.on_event: Callable[[RelayedEvent | Eviction], None] | None = None
+        self.on_event: Callable[[Broadcast], None] | None = None
         self.clock = time.monotonic
         self._redis: Redis | None = None
         self._leases: Leases | None = None
@@ -278,7 +287,9 @@ class Cluster:
                 self.stats.received += 1
                 self.stats.lag_ms = max(0.0, wall_ms - int(entry_id.split("-", 1)[0]))
                 if key == EVENTS_STREAM:
-                    if self.on_event is not None and isinstance(record, RelayedEvent | Eviction):
+                    if self.on_event is not None and isinstance(
+                        record, RelayedEvent | Eviction | AccessChanged
+                    ):
                         self.on_event(record)
                 elif subscriber is not None:
                     subscriber.deliver(record, now)

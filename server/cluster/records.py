@@ -63,9 +63,18 @@ class Eviction:
     origin: str
 
 
-Record = CommittedUpdates | AwarenessRelay | AwarenessQuery | RelayedEvent | Eviction
+@dataclass(frozen=True, slots=True)
+class AccessChanged:
+    """`document`'s access list or invites changed on `origin`: every node re-checks its connections."""
 
-_UPDATES, _AWARENESS, _QUERY, _EVENT, _EVICT = b"u", b"a", b"q", b"e", b"x"
+    document: str
+    origin: str
+
+
+Record = CommittedUpdates | AwarenessRelay | AwarenessQuery | RelayedEvent | Eviction | AccessChanged
+Broadcast = RelayedEvent | Eviction | AccessChanged  # the records of the global events stream
+
+_UPDATES, _AWARENESS, _QUERY, _EVENT, _EVICT, _ACCESS = b"u", b"a", b"q", b"e", b"x", b"c"
 
 
 def encode_record(record: Record) -> dict[bytes, bytes]:
@@ -87,6 +96,9 @@ def encode_record(record: Record) -> dict[bytes, bytes]:
         case Eviction(document, code, reason, _):
             fields[b"k"] = _EVICT
             fields[b"d"] = orjson.dumps({"document": document, "code": code, "reason": reason})
+        case AccessChanged(document, _):
+            fields[b"k"] = _ACCESS
+            fields[b"d"] = document.encode()
     return fields
 
 
@@ -110,6 +122,8 @@ def decode_record(fields: dict[bytes, bytes]) -> Record:
         if kind == _EVICT:
             body = orjson.loads(fields[b"d"])
             return Eviction(str(body["document"]), int(body["code"]), str(body["reason"]), origin)
+        if kind == _ACCESS:
+            return AccessChanged(fields[b"d"].decode(), origin)
     except (KeyError, ValueError, TypeError, UnicodeDecodeError, DecodeError, orjson.JSONDecodeError) as exc:
         raise RecordError(f"malformed stream record: {exc}") from None
     raise RecordError(f"unknown record kind {kind!r}")

@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from typing import Any
 
 from server.cluster.node import Cluster
-from server.cluster.records import Eviction, RelayedEvent
+from server.cluster.records import AccessChanged, Broadcast, Eviction, RelayedEvent
 from server.events import EventBus
+from server.guard import AccessGuard
 from server.rooms import RoomRegistry
 
 log = logging.getLogger("cocreate.cluster")
 
 
-def join_cluster(url: str, registry: RoomRegistry, events: EventBus) -> Cluster:
-    """A (not yet started) cluster node wired to `registry` and `events`."""
+def join_cluster(url: str, registry: RoomRegistry, events: EventBus, guard: AccessGuard) -> Cluster:
+    """A (not yet started) cluster node wired to `registry`, `events` and the access `guard`."""
     cluster = Cluster(url)
     registry.cluster = cluster
-    evictions: set[asyncio.Task[None]] = set()
+    tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
     def relay_event(document: str, kind: str, data: dict[str, Any]) -> None:
         try:
@@ -29,15 +36,19 @@ def join_cluster(url: str, registry: RoomRegistry, events: EventBus) -> Cluster:
     def relay_eviction(name: str, code: int, reason: str) -> None:
         cluster.publish(None, Eviction(name, code, reason, cluster.node_id))
 
-    def on_event(record: RelayedEvent | Eviction) -> None:
+    def relay_access(document: str) -> None:
+        cluster.publish(None, AccessChanged(document, cluster.node_id))
+
+    def on_event(record: Broadcast) -> None:
         if isinstance(record, RelayedEvent):
             events.publish(record.document, record.kind, record.data, relayed=True)
+        elif isinstance(record, Eviction):
+            spawn(registry.evict(record.document, record.code, record.reason))
         else:
-            task = asyncio.create_task(registry.evict(record.document, record.code, record.reason))
-            evictions.add(task)
-            task.add_done_callback(evictions.discard)
+            spawn(guard.changed(record.document, relayed=True))
 
     events.relay = relay_event
     registry.on_evicted = relay_eviction
+    guard.relay = relay_access
     cluster.on_event = on_event
     return cluster

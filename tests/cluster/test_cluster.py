@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,9 @@ from pycrdt import Doc, Text
 
 from client.client import Client, connect
 from persistence.sql import SqlStorage
+from server.auth import Role
 from server.loading import load_state
+from server.tokens import issue
 from tests.cluster.redis_server import RedisServer
 from tests.support.server_process import ServerProcess
 
@@ -176,3 +179,19 @@ async def test_compaction_by_the_lease_holder_keeps_every_update(
             assert_each_once(final, tokens)
         finally:
             await storage.close()
+
+
+async def test_access_revoked_on_one_process_closes_the_connection_on_another(
+    pg_url: str, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    secret = "cluster-test-secret-" + "x" * 32
+    now = time.time()
+    owner = issue("olga", "Olga", {"team/*": Role.OWNER}, now=now, ttl=600, secret=secret)
+    guest = issue("gus", "Gus", {}, now=now, ttl=600, secret=secret)
+    with nodes(2, pg_url, redis_server.url, tmp_path, "--secret", secret) as (a, b):
+        access = f"{a.url}/api/documents/{DOC}/-/access/gus?token={owner}"
+        await asyncio.to_thread(_post, access, {"role": "editor"}, "PUT")
+        async with connect(b.ws(DOC, f"token={guest}")) as on_b:
+            await asyncio.to_thread(_post, access, None, "DELETE")
+            await on_b.wait_closed()
+            assert on_b.closed_reason == "permission denied: your access to this document was revoked"

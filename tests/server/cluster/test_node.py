@@ -11,7 +11,15 @@ import pytest
 
 from server.cluster import node as node_module
 from server.cluster.node import Cluster
-from server.cluster.records import AwarenessRelay, CommittedUpdates, Eviction, Record, RelayedEvent
+from server.cluster.records import (
+    AccessChanged,
+    AwarenessRelay,
+    Broadcast,
+    CommittedUpdates,
+    Eviction,
+    Record,
+    RelayedEvent,
+)
 from tests.cluster.redis_server import RedisServer
 
 
@@ -77,15 +85,18 @@ async def test_a_newly_attached_stream_is_read_without_waiting_for_the_block_tim
 
 async def test_events_and_evictions_travel_on_the_events_stream(pair: tuple[Cluster, Cluster]) -> None:
     a, b = pair
-    seen: asyncio.Queue[RelayedEvent | Eviction] = asyncio.Queue()
+    seen: asyncio.Queue[Broadcast] = asyncio.Queue()
     b.on_event = seen.put_nowait
     await asyncio.sleep(0.1)
     a.publish(None, RelayedEvent("doc", "comment.created", {"id": "1"}, a.node_id))
     a.publish(None, Eviction("doc", 4404, "document deleted", a.node_id))
+    a.publish(None, AccessChanged("doc", a.node_id))
     first = await asyncio.wait_for(seen.get(), 5)
     second = await asyncio.wait_for(seen.get(), 5)
+    third = await asyncio.wait_for(seen.get(), 5)
     assert isinstance(first, RelayedEvent) and first.data == {"id": "1"}
     assert isinstance(second, Eviction) and second.code == 4404
+    assert third == AccessChanged("doc", a.node_id)
 
 
 async def test_exactly_one_node_compacts_and_the_lease_moves_when_it_leaves(

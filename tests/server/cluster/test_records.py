@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from server.cluster.records import (
+    AccessChanged,
     AwarenessQuery,
     AwarenessRelay,
     CommittedUpdates,
@@ -41,6 +42,7 @@ records = st.one_of(
         origins,
     ),
     st.builds(Eviction, st.text(max_size=30), st.integers(1000, 4999), st.text(max_size=40), origins),
+    st.builds(AccessChanged, st.text(max_size=30), origins),
 )
 
 
