@@ -42,6 +42,7 @@ TICK_SECONDS = 0.25
 LEASE_TTL = 15.0
 LEASE_EVERY = 3.0
 STREAM_IDLE_MS = 24 * 3600 * 1000
+ATTACH_TIMEOUT = 1.0  # a slow Redis does not hold up loading: the position is resolved later
 
 
 class Subscriber(Protocol):
@@ -113,6 +114,8 @@ class Cluster:
             with contextlib.suppress(RedisError, OSError, TimeoutError):
                 await asyncio.wait_for(self._redis.client_unblock(self._reader_id), 1.0)
                 await asyncio.wait([self._tasks[0]], timeout=1.0)
+        if self._side_tasks:  # lease releases of rooms that just closed
+            await asyncio.wait(set(self._side_tasks), timeout=1.0)
         tasks = [*self._tasks, *self._side_tasks]
         for task in tasks:
             task.cancel()
@@ -147,7 +150,11 @@ class Cluster:
         """Start reading `document_id`'s stream from its current end (call before loading the log)."""
         key = stream_key(document_id)
         self._subscribers[key] = subscriber
-        position = self._positions[key] = await self._stream_end(key)
+        position = None
+        if not self._down:  # while Redis is away, loading must not wait for it
+            with contextlib.suppress(TimeoutError):
+                position = await asyncio.wait_for(self._stream_end(key), ATTACH_TIMEOUT)
+        self._positions[key] = position
         if position is None:
             self._unresolved.add(key)
         else:
