@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from pycrdt import merge_updates
 
-from crdt.awareness import NULL_STATE, AwarenessEntry, AwarenessRegistry, decode_awareness, encode_awareness
+from crdt.awareness import AwarenessRegistry, decode_awareness, encode_awareness
 from crdt.document import Document
 from crdt.errors import ApplyFailed, CoreError, DecodeError, InvalidUpdate, UpdateAhead
 from crdt.messages import AwarenessMessage, Epoch, Message, SyncStep1, SyncUpdate, encode_message
@@ -19,14 +19,7 @@ from crdt.messages import DocumentEvent as EventMessage
 from crdt.sync import AwarenessQueried, AwarenessReceived, Event, SyncRequested, UpdateReceived, WriteRefused
 from crdt.validation import UpdateLimits, UpdateSummary, validate_state_vector, validate_update
 from persistence.base import DocumentExists, DocumentRecord, NewUpdate, Storage, StorageError
-from server.cluster.link import (
-    Inbound,
-    LogSnapshot,
-    PresenceExpired,
-    RoomLink,
-    is_remote_connection,
-    remote_connection,
-)
+from server.cluster.link import Inbound, LogSnapshot, PresenceExpired, RoomLink, is_remote_connection
 from server.cluster.records import AwarenessQuery, AwarenessRelay, CommittedUpdates
 from server.committer import Committer
 from server.epochs import CLOSE_DOCUMENT_GONE, STALE_REASON, is_stale, retired_clocks
@@ -292,7 +285,7 @@ class Room:
             case AwarenessReceived(payload):
                 entries = decode_awareness(payload)
                 if self.link is not None:
-                    self._take_over_remote_presence(peer, entries)
+                    self.link.take_over_presence(self.awareness, peer.id, entries)
                 accepted = self.awareness.apply(peer.id, entries)
                 if accepted and self.presence is not None:
                     self.presence.awareness(self, peer, accepted)
@@ -418,7 +411,11 @@ class Room:
                     delta = self.document.apply(data)
                     link.tracker.advance_to(seq, now)
                 case AwarenessRelay(payload, origin):
-                    self._apply_remote_presence(link, decode_awareness(payload), origin, now)
+                    relayed = link.apply_remote_presence(
+                        self.awareness, decode_awareness(payload), origin, now
+                    )
+                    if relayed:
+                        self._broadcast(AwarenessMessage(encode_awareness(relayed)), None)
                     return
                 case AwarenessQuery():
                     link.answer_presence_query()
@@ -440,46 +437,6 @@ class Room:
         self._known_state = None
         if delta:
             self._broadcast(SyncUpdate(delta), None)
-
-    def _apply_remote_presence(
-        self, link: RoomLink, entries: list[AwarenessEntry], origin: str, now: float
-    ) -> None:
-        relayed = []
-        for entry in entries:
-            connection = remote_connection(origin, entry.client_id)
-            owner = self.awareness.owner_of(entry.client_id)
-            if owner is not None and owner != connection:
-                continue  # one of our own clients (or another node's claim) holds that id
-            accepted = self.awareness.apply(connection, [entry])
-            relayed += accepted
-            if entry.state == NULL_STATE:
-                self.awareness.release(connection)
-                link.remote_seen.pop(connection, None)
-                link.remote_clocks.pop(connection, None)
-            elif accepted:
-                link.remote_seen[connection] = now
-                link.remote_clocks[connection] = accepted[-1].clock
-        if relayed:
-            self._broadcast(AwarenessMessage(encode_awareness(relayed)), None)
-
-    def _take_over_remote_presence(self, peer: Peer, entries: list[AwarenessEntry]) -> None:
-        """A client that moved here from another node (its node died) claims its id back at once.
-
-        Only with a newer clock than the relayed entry, and only a connection without an id yet:
-        y-websocket clients echo every awareness change they apply, including relayed ones, and
-        an echo carries the clock we relayed."""
-        link = self.link
-        assert link is not None
-        if self.awareness.owned_by(peer.id):
-            return
-        for entry in entries:
-            owner = self.awareness.owner_of(entry.client_id)
-            if entry.state == NULL_STATE or not is_remote_connection(owner):
-                continue
-            if entry.clock > link.remote_clocks.get(owner, -1):
-                self.awareness.release(owner)
-                link.remote_seen.pop(owner, None)
-                link.remote_clocks.pop(owner, None)
 
     def _forward_event(self, event: DocumentEvent) -> None:
         """Comment/session events reach the connections that speak cocreate's extensions."""

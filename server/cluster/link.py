@@ -9,7 +9,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from crdt.awareness import AwarenessEntry, encode_awareness
+from crdt.awareness import NULL_STATE, AwarenessEntry, AwarenessRegistry, encode_awareness
 from persistence.base import NewUpdate, Storage, StorageError
 from server.cluster.records import AwarenessQuery, AwarenessRelay, CommittedUpdates, Record
 from server.cluster.watermark import SeqTracker
@@ -142,6 +142,49 @@ class RoomLink:
             return None
         return tracker.watermark if self.cluster.holds_lease(self.document_id) else None
 
+    # -- remote presence in the room's registry (called by the room's own task) ----------------
+    def apply_remote_presence(
+        self, awareness: AwarenessRegistry, entries: list[AwarenessEntry], origin: str, now: float
+    ) -> list[AwarenessEntry]:
+        """Hold `origin`'s clients' entries under pseudo-connections; return what to relay locally."""
+        relayed = []
+        for entry in entries:
+            connection = remote_connection(origin, entry.client_id)
+            owner = awareness.owner_of(entry.client_id)
+            if owner is not None and owner != connection:
+                continue  # one of our own clients (or another node's claim) holds that id
+            accepted = awareness.apply(connection, [entry])
+            relayed += accepted
+            if entry.state == NULL_STATE:
+                awareness.release(connection)
+                self._forget(connection)
+            elif accepted:
+                self.remote_seen[connection] = now
+                self.remote_clocks[connection] = accepted[-1].clock
+        return relayed
+
+    def take_over_presence(
+        self, awareness: AwarenessRegistry, peer_id: int, entries: list[AwarenessEntry]
+    ) -> None:
+        """A client that moved here from another node (its node died) claims its id back at once.
+
+        Only with a newer clock than the relayed entry, and only a connection without an id yet:
+        y-websocket clients echo every awareness change they apply, including relayed ones, and
+        an echo carries the clock we relayed."""
+        if awareness.owned_by(peer_id):
+            return
+        for entry in entries:
+            owner = awareness.owner_of(entry.client_id)
+            if entry.state == NULL_STATE or not is_remote_connection(owner):
+                continue
+            if entry.clock > self.remote_clocks.get(owner, -1):
+                awareness.release(owner)
+                self._forget(owner)
+
+    def _forget(self, connection: Hashable) -> None:
+        self.remote_seen.pop(connection, None)
+        self.remote_clocks.pop(connection, None)
+
     # -- driven by the cluster ------------------------------------------------------------------
     def deliver(self, record: Record, now: float) -> None:
         tracker = self.tracker
@@ -173,8 +216,7 @@ class RoomLink:
         expired = tuple(c for c, seen in self.remote_seen.items() if now - seen > PRESENCE_TTL)
         if expired:
             for connection in expired:
-                del self.remote_seen[connection]
-                self.remote_clocks.pop(connection, None)
+                self._forget(connection)
             self.receive(PresenceExpired(expired))
 
     def catch_up(self) -> None:
