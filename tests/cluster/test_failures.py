@@ -32,6 +32,10 @@ async def test_sigkill_of_one_process_loses_no_acknowledged_edit(
             others = asyncio.gather(*(type_into(c, f"b{i}", 20) for i, c in enumerate(clients[1:], 1)))
             servers[0].kill()
             await others
+            # before the victim's replica comes back (it would resend anything lost), the
+            # survivors already hold every edit the killed process acknowledged
+            async with connect(servers[2].ws(DOC)) as witness:
+                assert_each_once(str(witness.doc.get("t", type=Text)), [f"a0.{k}" for k in range(20)])
             # the victim's replica (with whatever was not acknowledged) reconnects to another process
             await victim_connection.__aexit__(None, None, None)
             moved = await stack.enter_async_context(connect(servers[1].ws(DOC), victim.doc))
