@@ -91,7 +91,7 @@ class Client:
         await asyncio.wait_for(done(), timeout)
 
     async def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-        """Wait until `predicate()` holds; it is re-checked after each update from the server."""
+        """Wait until `predicate()` holds; re-checked after each update or awareness change received."""
 
         async def check() -> None:
             async with self._changed:
@@ -293,6 +293,8 @@ class Client:
                         self.remote_states.pop(entry.client_id, None)
                     else:
                         self.remote_states[entry.client_id] = json.loads(entry.state)
+                async with self._changed:
+                    self._changed.notify_all()
             case AwarenessQueried():
                 self._send_awareness()
             case EpochAnnounced(epoch):

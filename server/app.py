@@ -10,7 +10,7 @@ import logging
 import socket
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -49,6 +49,9 @@ from server.transport import ChannelFactory, WebSocketConnection
 from server.webhooks import webhooks_for
 from server.ywebsocket import YWebSocketPeer
 
+if TYPE_CHECKING:
+    from server.cluster.node import Cluster
+
 log = logging.getLogger("cocreate")
 
 ROUTE_MODULES = [http, ops_api, documents_api, access_api, comments_api, history_api, webhooks_api, web]
@@ -75,10 +78,15 @@ def build(settings: Settings, storage: Storage | None = None) -> tuple[Starlette
     hub = Hub(registry, settings, store, authenticator, events, time.time, access)
     hub.readiness.add("database", store.ping)
     ops_api.register_server_metrics(hub)
+    cluster = _join_cluster(settings, hub)
+    if cluster is not None:
+        _watch_cluster(cluster, hub)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.open()
+        if cluster is not None:
+            await cluster.start()
         freeze_startup_heap()
         sweeper = asyncio.create_task(hub.sweep_forever(), name="sweeper")
         await webhooks_for(hub).start()
@@ -89,6 +97,8 @@ def build(settings: Settings, storage: Storage | None = None) -> tuple[Starlette
             sweeper.cancel()
             await registry.close()
             await webhooks_for(hub).close(settings.close_timeout)
+            if cluster is not None:
+                await cluster.close()
             replays_for(hub).close()
             await presence.drain()
             await store.close()
@@ -117,6 +127,35 @@ def build(settings: Settings, storage: Storage | None = None) -> tuple[Starlette
         },
     )
     return app, hub
+
+
+def _join_cluster(settings: Settings, hub: Hub) -> Cluster | None:
+    """Cluster mode when a Redis URL is set; the Redis client is not even imported otherwise."""
+    if not settings.redis_url:
+        return None
+    from server.cluster.wiring import join_cluster
+
+    return join_cluster(settings.redis_url, hub.registry, hub.events, hub.guard)
+
+
+def _watch_cluster(cluster: Cluster, hub: Hub) -> None:
+    """Redis in /readyz, and the relay's counters and lag in /metrics."""
+
+    async def redis_answers() -> None:
+        if not await cluster.ping():
+            raise ConnectionError("redis does not answer")
+
+    hub.readiness.add("redis", redis_answers)
+    stats = cluster.stats
+    metrics = hub.metrics
+    metrics.gauge_from("cocreate_redis_lag_seconds", "age of the last record read from Redis when read",
+                       lambda: stats.lag_ms / 1000)  # fmt: skip
+    metrics.counter_from("cocreate_redis_published", "committed batches and presence published to Redis",
+                         lambda: stats.published)  # fmt: skip
+    metrics.counter_from("cocreate_redis_publish_failures", "records that could not be published (the log "
+                         "catch-up delivers them)", lambda: stats.publish_failures)  # fmt: skip
+    metrics.counter_from("cocreate_redis_received", "records read from other nodes", lambda: stats.received)
+    metrics.counter_from("cocreate_redis_outages", "Redis connections lost", lambda: stats.outages)
 
 
 def freeze_startup_heap() -> None:

@@ -17,7 +17,7 @@ from server import history_cli, logs
 from server.config import CONFIG_VARIABLE, render, resolve
 from server.settings import setting_fields
 
-_ALIASES = {"database_url": ["--db"]}
+_ALIASES = {"database_url": ["--db"], "redis_url": ["--redis"]}
 
 
 def _setting_flags(parser: argparse.ArgumentParser) -> None:

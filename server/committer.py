@@ -61,6 +61,10 @@ class Committer:
         self._idle = asyncio.Event()
         self._idle.set()
         self._snapshot_broken_at = -1
+        # cluster mode: told of each committed batch (its last seq); says which seq a snapshot may
+        # claim (None: another node compacts this document)
+        self.on_committed: Callable[[int, list[NewUpdate]], None] | None = None
+        self.snapshot_point: Callable[[], int | None] | None = None
 
     def reset(self, state: LoadedState) -> None:
         """Take over the counters of a freshly loaded document."""
@@ -100,6 +104,8 @@ class Committer:
                     self.metrics.commit_latency.observe(perf_counter() - started)
                     self.metrics.commit_batch.observe(len(batch))
                     self.tail_bytes += sum(len(u.data) for u in batch)
+                    if self.on_committed is not None:
+                        self.on_committed(self.last_seq, batch)
             except StorageError as exc:
                 log.error("room %r: commit of %d updates failed: %s", self.name, len(batch), exc)
                 self.failed = True
@@ -128,6 +134,11 @@ class Committer:
                 self._idle.set()
                 await self.compact()
 
+    def request_compaction(self) -> None:
+        """Check the compaction policy soon, from the committer's own task (cluster mode: the lease
+        holder compacts what other nodes committed, too)."""
+        self._wanted.set()
+
     async def drain(self) -> None:
         """Wait until everything submitted so far is committed and acknowledged (or failed)."""
         while not self.failed and (self._pending or self._acks or not self._idle.is_set()):
@@ -137,19 +148,19 @@ class Committer:
 
     async def compact(self) -> None:
         """Snapshot the state at `last_seq` when the log tail outgrew the policy."""
-        if self.failed or self._pending or self.last_seq <= self.snapshot_seq:
+        seq = self.last_seq if self.snapshot_point is None else self.snapshot_point()
+        if self.failed or self._pending or seq is None or seq <= self.snapshot_seq:
             return
-        rows_since = self.last_seq - self.snapshot_seq
+        rows_since = seq - self.snapshot_seq
         settings = self.settings
         due = rows_since >= settings.snapshot_min_updates or (
             rows_since >= 50 and self.tail_bytes > self.snapshot_bytes * settings.snapshot_log_ratio
         )
-        if not due or self._snapshot_broken_at == self.last_seq:
+        if not due or self._snapshot_broken_at == seq:
             return
         data = self.encode_state()
         if data is None:
             return
-        seq = self.last_seq
         if not _reloads(data):
             # Some histories (e.g. a JS client deleting half a surrogate pair) apply fine but encode a
             # state yrs cannot load again: keep serving from the log, never store such a snapshot.

@@ -54,6 +54,7 @@ class EventBus:
         self._listeners: dict[str, list[Callable[[DocumentEvent], None]]] = defaultdict(list)
         self._next_id = 0
         self.observer: Callable[[DocumentEvent], None] | None = None  # every document's events (webhooks)
+        self.relay: Callable[[str, str, dict[str, Any]], None] | None = None  # cluster: to other nodes
 
     def listen(self, document: str, callback: Callable[[DocumentEvent], None]) -> Callable[[], None]:
         """Call `callback` synchronously for each event of `document`; returns the unlisten function."""
@@ -68,14 +69,19 @@ class EventBus:
 
         return unlisten
 
-    def publish(self, document: str, kind: str, data: dict[str, Any]) -> DocumentEvent:
+    def publish(
+        self, document: str, kind: str, data: dict[str, Any], *, relayed: bool = False
+    ) -> DocumentEvent:
+        """Deliver to this process's listeners; and to the other nodes unless it came `relayed` from one."""
+        if self.relay is not None and not relayed:
+            self.relay(document, kind, data)
         self._next_id += 1
         event = DocumentEvent(document, kind, data, self._next_id)
         for subscription in list(self._subscribers.get(document, ())):
             subscription.offer(event)
         for callback in list(self._listeners.get(document, ())):
             callback(event)
-        if self.observer is not None:
+        if self.observer is not None and not relayed:  # webhooks fire once: on the node it happened on
             self.observer(event)
         return event
 

@@ -54,6 +54,7 @@ class AccessGuard:
         self._timers: dict[Guarded, asyncio.TimerHandle] = {}
         self._generations: dict[str, int] = {}
         self._tasks: set[asyncio.Future[None]] = set()
+        self.relay: Callable[[str], None] | None = None  # cluster mode: tell the other nodes
 
     def generation(self, document: str) -> int:
         """Read before an admission's access check; handed back to `track`."""
@@ -86,8 +87,11 @@ class AccessGuard:
     def tracked(self, peer: Guarded) -> bool:
         return peer in self._peers.get(peer.document, ())
 
-    async def changed(self, document: str) -> None:
-        """Access to `document` changed (committed): re-check its live connections now."""
+    async def changed(self, document: str, *, relayed: bool = False) -> None:
+        """Access to `document` changed (committed): re-check its live connections now (and on the
+        other nodes of a cluster, unless the change came `relayed` from one)."""
+        if self.relay is not None and not relayed:
+            self.relay(document)
         self._generations[document] = self.generation(document) + 1
         await self.recheck(self.peers_of(document))
 

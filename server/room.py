@@ -8,15 +8,20 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from time import perf_counter
+from typing import TYPE_CHECKING
+
+from pycrdt import merge_updates
 
 from crdt.awareness import AwarenessRegistry, decode_awareness, encode_awareness
 from crdt.document import Document
-from crdt.errors import ApplyFailed, CoreError, InvalidUpdate, UpdateAhead
+from crdt.errors import ApplyFailed, CoreError, DecodeError, InvalidUpdate, UpdateAhead
 from crdt.messages import AwarenessMessage, Epoch, Message, SyncStep1, SyncUpdate, encode_message
 from crdt.messages import DocumentEvent as EventMessage
 from crdt.sync import AwarenessQueried, AwarenessReceived, Event, SyncRequested, UpdateReceived, WriteRefused
 from crdt.validation import UpdateLimits, UpdateSummary, validate_state_vector, validate_update
 from persistence.base import DocumentExists, DocumentRecord, NewUpdate, Storage, StorageError
+from server.cluster.link import Inbound, LogSnapshot, PresenceExpired, RoomLink, is_remote_connection
+from server.cluster.records import AwarenessQuery, AwarenessRelay, CommittedUpdates
 from server.committer import CommitHook, Committer
 from server.epochs import CLOSE_DOCUMENT_GONE, STALE_REASON, is_stale, retired_clocks
 from server.events import DocumentEvent, EventBus
@@ -27,6 +32,9 @@ from server.offload import validate_large_update
 from server.peer import Peer
 from server.presence import PresenceHook
 from server.settings import Settings
+
+if TYPE_CHECKING:  # the Redis client is imported only when a cluster is configured
+    from server.cluster.node import Cluster
 
 log = logging.getLogger("cocreate.room")
 
@@ -54,11 +62,18 @@ class _Incoming:
 
 
 @dataclass(slots=True)
+class _Remote:
+    """Something another node committed or announced (cluster mode), or a log catch-up."""
+
+    record: Inbound
+
+
+@dataclass(slots=True)
 class _Wake:
     """Makes the owner loop look at its flags (shutdown, a failed commit)."""
 
 
-_Item = _Join | _Leave | _Incoming | _Wake
+_Item = _Join | _Leave | _Incoming | _Remote | _Wake
 
 
 class DocumentFull(CoreError):
@@ -100,6 +115,8 @@ class Room:
         self.accepting = True  # the registry hands this room out only while True
         self.finished = asyncio.Event()
         self.committer: Committer | None = None
+        self.cluster: Cluster | None = None  # cluster mode (set by the registry)
+        self.link: RoomLink | None = None
         self._inbox: asyncio.Queue[_Item] = asyncio.Queue()
         self._known_state: dict[int, int] | None = None
         self._retired: dict[int, int] = {}
@@ -144,6 +161,18 @@ class Room:
                 self.on_commit,
                 self.metrics,
             )
+            if self.cluster is not None:
+                self.link = RoomLink(
+                    self.cluster,
+                    self.record.id,
+                    self.storage,
+                    self._receive,
+                    self._has_peers,
+                    self.committer.request_compaction,
+                )
+                self.committer.on_committed = self.link.committed
+                self.committer.snapshot_point = self.link.snapshot_seq
+                await self.link.attach()  # before loading: nothing committed elsewhere falls between
             await self._load()
             self._retired = await retired_clocks(self.storage, self.name)
             committer_task = asyncio.create_task(self.committer.run(), name=f"commit:{self.name}")
@@ -160,6 +189,8 @@ class Room:
         finally:
             self.accepting = False
             unlisten()
+            if self.link is not None:
+                self.link.detach()
             if committer_task is not None:
                 committer_task.cancel()
                 await asyncio.gather(committer_task, return_exceptions=True)
@@ -214,6 +245,8 @@ class Room:
             self._welcome(item.peer)
         elif isinstance(item, _Leave):
             self._farewell(item.peer)
+        elif isinstance(item, _Remote):
+            self._apply_remote(item.record)
 
     def _welcome(self, peer: Peer) -> None:
         if not peer.open:
@@ -248,6 +281,8 @@ class Room:
             self.presence.left(self, peer, removed)
         if removed:
             self._broadcast(AwarenessMessage(encode_awareness(removed)), None)
+            if self.link is not None:
+                self.link.presence_changed(removed)
 
     def _dispatch(self, peer: Peer, event: Event) -> None:
         match event:
@@ -261,11 +296,16 @@ class Room:
                     peer.session.send(SyncStep1(self.document.state_vector()))
                 peer.session.send_step2(self.document.diff(state_vector))
             case AwarenessReceived(payload):
-                accepted = self.awareness.apply(peer.id, decode_awareness(payload))
+                entries = decode_awareness(payload)
+                if self.link is not None:
+                    self.link.take_over_presence(self.awareness, peer.id, entries)
+                accepted = self.awareness.apply(peer.id, entries)
                 if accepted and self.presence is not None:
                     self.presence.awareness(self, peer, accepted)
                 if accepted:
                     self._broadcast(AwarenessMessage(encode_awareness(accepted)), None)
+                    if self.link is not None:
+                        self.link.presence_changed(accepted)
             case AwarenessQueried():
                 states = self.awareness.encode_all()
                 if states is not None:
@@ -359,6 +399,60 @@ class Room:
             logged = NewUpdate(delta, peer.author, self.clock())
         self.committer.submit(logged, peer, index, self._received_at)
 
+    # -- cluster mode ---------------------------------------------------------------------------
+    def _receive(self, record: Inbound) -> None:
+        self._inbox.put_nowait(_Remote(record))
+
+    def _has_peers(self) -> bool:
+        return bool(self.peers)
+
+    def _apply_remote(self, record: Inbound) -> None:
+        """Apply what another node committed (never logged again here) and relay it to our peers."""
+        link = self.link
+        assert link is not None and link.tracker is not None and self.committer is not None
+        now = link.cluster.clock()
+        try:
+            match record:
+                case CommittedUpdates(first_seq, updates, _):
+                    fresh = [
+                        updates[seq - first_seq] for seq in link.tracker.fresh(first_seq, record.last_seq)
+                    ]
+                    if not fresh:
+                        return
+                    delta = self.document.apply(fresh[0] if len(fresh) == 1 else merge_updates(*fresh))
+                    link.tracker.mark(first_seq, record.last_seq, now)
+                    self.committer.tail_bytes += sum(len(update) for update in fresh)
+                case LogSnapshot(seq, data):
+                    delta = self.document.apply(data)
+                    link.tracker.advance_to(seq, now)
+                case AwarenessRelay(payload, origin):
+                    relayed = link.apply_remote_presence(
+                        self.awareness, decode_awareness(payload), origin, now
+                    )
+                    if relayed:
+                        self._broadcast(AwarenessMessage(encode_awareness(relayed)), None)
+                    return
+                case AwarenessQuery():
+                    link.answer_presence_query()
+                    return
+                case PresenceExpired(connections):
+                    gone = [entry for c in connections for entry in self.awareness.release(c)]
+                    if gone:
+                        self._broadcast(AwarenessMessage(encode_awareness(gone)), None)
+                    return
+                case _:
+                    return
+        except ApplyFailed:
+            log.warning("room %r tainted by a failed remote apply; rebuilding it from the log", self.name)
+            self._tainted = True
+            return
+        except DecodeError as exc:
+            log.warning("room %r: ignoring a malformed remote awareness update: %s", self.name, exc)
+            return
+        self._known_state = None
+        if delta:
+            self._broadcast(SyncUpdate(delta), None)
+
     def _forward_event(self, event: DocumentEvent) -> None:
         """Comment/session events reach the connections that speak cocreate's extensions."""
         payload = encode_message(EventMessage(event.kind, json.dumps(event.data, separators=(",", ":"))))
@@ -400,6 +494,8 @@ class Room:
         self.document = state.document
         self.committer.reset(state)
         self._known_state = None
+        if self.link is not None:
+            self.link.loaded(state.last_seq)
 
     async def _rebuild(self) -> None:
         """pycrdt failed half-way: the document may differ from the log. Reload it; never snapshot it."""
@@ -455,6 +551,6 @@ class _ForeignClients:
         if not isinstance(client_id, int):
             return False
         owner = self._awareness.owner_of(client_id)
-        if owner is None:
+        if owner is None or is_remote_connection(owner):  # presence relayed from another node claims nothing
             owner = self._writers.get(client_id)
         return owner is not None and owner != self._peer_id

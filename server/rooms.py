@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
 
 from persistence.base import Storage
 from server.committer import CommitHook
@@ -14,6 +15,9 @@ from server.metrics import Metrics
 from server.presence import PresenceHook
 from server.room import Room
 from server.settings import Settings
+
+if TYPE_CHECKING:  # the Redis client is imported only when a cluster is configured
+    from server.cluster.node import Cluster
 
 log = logging.getLogger("cocreate.rooms")
 
@@ -35,6 +39,8 @@ class RoomRegistry:
         self.presence: PresenceHook | None = None  # handed to every room (presence recording)
         self.on_commit: CommitHook | None = None  # handed to every room's committer (webhooks)
         self.metrics = Metrics()  # the server's metrics (the hub shares them); handed to every room
+        self.cluster: Cluster | None = None  # cluster mode: handed to every room
+        self.on_evicted: Callable[[str, int, str], None] | None = None  # cluster mode: tell the others
 
     def __len__(self) -> int:
         return len(self._rooms)
@@ -57,6 +63,7 @@ class RoomRegistry:
         room.presence = self.presence
         room.on_commit = self.on_commit
         room.metrics = self.metrics
+        room.cluster = self.cluster
         self._rooms[name] = room
         task = asyncio.create_task(self._run(room, previous), name=f"room:{name}")
         self._tasks.add(task)
@@ -88,6 +95,8 @@ class RoomRegistry:
         try:
             for name in names:
                 await self.evict(name, code, reason)
+                if self.on_evicted is not None:
+                    self.on_evicted(name, code, reason)
             yield
         finally:
             self._blocked.difference_update(taken)

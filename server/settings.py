@@ -68,6 +68,10 @@ class Settings:
     log_retention_seconds: float = setting(
         0.0, "delete log rows older than this once a snapshot covers them; 0 keeps all history (default)"
     )
+    redis_url: str = setting(
+        "",
+        "Redis URL (redis://host:port/db) joining a cluster of servers on one database; empty: one process",
+    )
     history_checkpoint_rows: int = setting(
         2000, "history seeks store a snapshot every this many log rows they replay; 0: never"
     )

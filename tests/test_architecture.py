@@ -21,7 +21,19 @@ IO_LIBRARIES = {
     "aiosqlite", "asyncpg", "time", "datetime", "threading", "subprocess", "selectors", "ssl",
 }  # fmt: skip
 # Only these edge modules may import the web/database libraries.
-EDGE_ONLY = {"websockets", "starlette", "uvicorn", "sqlalchemy", "aiosqlite", "asyncpg", "alembic", "h11"}
+EDGE_ONLY = {
+    "websockets",
+    "starlette",
+    "uvicorn",
+    "sqlalchemy",
+    "aiosqlite",
+    "asyncpg",
+    "alembic",
+    "h11",
+    "redis",
+}
+# Cluster mode's Redis I/O: the streams node and the compaction lease (pure logic lives beside them).
+CLUSTER_EDGES = {"server/cluster/node.py", "server/cluster/lease.py"}
 
 
 def modules(package: str) -> list[Path]:
@@ -63,6 +75,7 @@ def is_edge(relative: str) -> bool:
             "server/web.py",
             "client/client.py",
         }
+        or relative in CLUSTER_EDGES
         or (relative.startswith("server/") and relative.endswith("_api.py"))
         or relative.startswith("persistence/sql/")
     )
@@ -82,3 +95,11 @@ def test_every_module_states_its_responsibility() -> None:
             tree = ast.parse(path.read_text())
             doc = ast.get_docstring(tree)
             assert doc, f"{path.relative_to(ROOT)} has no module docstring"
+
+
+def test_cluster_logic_is_sans_io() -> None:
+    """The watermark tracker and the record codec stay pure: Redis and clocks live in the edges."""
+    for name in ("watermark.py", "records.py", "__init__.py"):
+        path = ROOT / "server" / "cluster" / name
+        found = imported_roots(path) & (IO_LIBRARIES | {"redis"})
+        assert not found, f"server/cluster/{name} imports I/O: {found}"
