@@ -62,7 +62,10 @@ async def test_a_restarted_redis_loses_and_duplicates_nothing(
             await converged([left, right], 30)
             assert (await _ready(a)) == (200, "ok")
             redis_server.stop()
-            assert (await _ready(a)) == (503, "ConnectionError: redis does not answer")  # /readyz flips at once
+            assert (await _ready(a)) == (
+                503,
+                "ConnectionError: redis does not answer",
+            )  # /readyz flips at once
             # Redis is down: both nodes keep accepting and committing (and poll the shared log);
             # a document loaded during the outage joins its stream once Redis is back
             async with connect(a.ws("team/new")) as new_left, connect(b.ws("team/new")) as new_right:
