@@ -86,7 +86,7 @@ def resolve(
 
 def render(settings: Settings, sources: Mapping[str, str]) -> str:
     """One `name = value  # source` line per setting, secrets and passwords redacted."""
-    shown = settings.describe()
+    shown = {name: value if value != "" else '""' for name, value in settings.describe().items()}
     width = max(len(f"{name} = {value}") for name, value in shown.items())
     lines = [
         f"{f'{name} = {value}':<{width}}  # {sources.get(name, DEFAULT)}" for name, value in shown.items()

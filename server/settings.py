@@ -115,7 +115,7 @@ class Settings:
             value = getattr(self, item.name)
             if item.metadata.get("sensitive") and value:
                 shown[item.name] = "***"
-            elif item.name == "database_url" and value:
+            elif item.name in ("database_url", "redis_url") and value:
                 shown[item.name] = redact_url(value)
             else:
                 shown[item.name] = str(value)
