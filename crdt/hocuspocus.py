@@ -37,13 +37,12 @@ from crdt.messages import (
     encode_message,
 )
 from crdt.sync import (
-    READ_ONLY_REASON,
     AwarenessQueried,
     AwarenessReceived,
     Event,
     SyncRequested,
     UpdateReceived,
-    WriteRefused,
+    refuse_read_only,
 )
 
 MESSAGE_SYNC = 0
@@ -303,12 +302,9 @@ class HocuspocusSession:
             case SyncUpdate(update) | SyncStep2(update):
                 self.updates_received += 1
                 index = self.updates_received
-                if not self.read_only:
-                    return UpdateReceived(update, index, isinstance(message, SyncStep2))
-                if isinstance(message, SyncStep2):  # the owner decides: nothing new -> applied
-                    return WriteRefused(index, READ_ONLY_REASON, update)
-                self.refuse(index, READ_ONLY_REASON)
-                return WriteRefused(index, READ_ONLY_REASON)
+                if self.read_only:
+                    return refuse_read_only(self, message, index)
+                return UpdateReceived(update, index, isinstance(message, SyncStep2))
             case SyncStep1(state_vector):
                 return SyncRequested(state_vector)
             case AwarenessMessage(payload):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import Protocol
 
 from crdt.errors import UnsupportedMessage
 from crdt.messages import (
@@ -118,6 +119,19 @@ Event = (
 READ_ONLY_REASON = "this connection may not edit the document"
 
 
+class _Refuses(Protocol):
+    def refuse(self, index: int, reason: str) -> None: ...
+
+
+def refuse_read_only(session: _Refuses, message: SyncStep2 | SyncUpdate, index: int) -> WriteRefused:
+    """A read-only session's answer to an update-carrying message: an update is refused at once; a
+    SyncStep2 is left to the owner, which acknowledges it when it holds nothing new (a handshake)."""
+    if isinstance(message, SyncStep2):
+        return WriteRefused(index, READ_ONLY_REASON, message.update)
+    session.refuse(index, READ_ONLY_REASON)
+    return WriteRefused(index, READ_ONLY_REASON)
+
+
 class SyncSession:
     """The sync protocol of one connection, for either end."""
 
@@ -158,12 +172,9 @@ class SyncSession:
             case SyncUpdate(update) | SyncStep2(update):
                 self.updates_received += 1
                 index = self.updates_received
-                if not self.read_only:
-                    return UpdateReceived(update, index, isinstance(message, SyncStep2))
-                if isinstance(message, SyncStep2):  # the owner decides: nothing new -> applied
-                    return WriteRefused(index, READ_ONLY_REASON, update)
-                self.refuse(index, READ_ONLY_REASON)
-                return WriteRefused(index, READ_ONLY_REASON)
+                if self.read_only:
+                    return refuse_read_only(self, message, index)
+                return UpdateReceived(update, index, isinstance(message, SyncStep2))
             case SyncStep1(state_vector):
                 return SyncRequested(state_vector)
             case AwarenessMessage(payload):
