@@ -9,6 +9,7 @@ import logging
 from collections import deque
 from http import HTTPStatus
 from typing import Any, Protocol, cast
+from weakref import WeakKeyDictionary
 
 import orjson
 from websockets.datastructures import Headers
@@ -28,6 +29,13 @@ _protocol_log.setLevel(logging.WARNING)  # we log opens and closes ourselves, on
 _ids = itertools.count(1)
 FRAMES_PER_TURN = 64
 PARSE_PER_TURN = 16 * 1024
+_outboxes: WeakKeyDictionary[asyncio.AbstractEventLoop, list[WebSocketConnection]] = WeakKeyDictionary()
+"""Per event loop: the connections with frames queued in this turn (one flush callback per turn)."""
+
+
+def _flush_outboxes(loop: asyncio.AbstractEventLoop) -> None:
+    for connection in _outboxes.pop(loop, ()):
+        connection.flush_outbox()
 
 
 class Channel(Protocol):
@@ -75,6 +83,7 @@ class WebSocketConnection(asyncio.Protocol):
         self._finished = False  # the TCP connection is being closed
         self._close_code: int | None = None
         self._early_frames: deque[Frame] = deque()
+        self._outbox: list[bytes] = []  # frames written in this event-loop turn, sent at its end
         self._fragments: list[bytes] | None = None  # a fragmented message being reassembled
         self._unparsed: deque[bytes] = deque()  # bytes read but not yet fed to websockets
         self._unparsed_bytes = 0
@@ -313,11 +322,31 @@ class WebSocketConnection(asyncio.Protocol):
         return not self._closing and self.protocol.state is State.OPEN
 
     def write(self, frame: bytes) -> None:
-        """Write pre-encoded websocket frame(s); a reader over its outbox limit is closed (1013)."""
-        transport = self.transport
-        if transport is None or self._closing:
+        """Queue pre-encoded websocket frame(s), sent at the end of this event-loop turn in one socket
+        write with every other frame this connection gets in the turn (a room handling a burst of
+        updates costs one syscall per reader, not one per update); nothing waits past the turn."""
+        if self.transport is None or self._closing:
             return
-        transport.write(frame)
+        outbox = self._outbox
+        outbox.append(frame)
+        if len(outbox) == 1:
+            loop = self._loop
+            pending = _outboxes.get(loop)
+            if pending is None:
+                pending = _outboxes[loop] = []
+                loop.call_soon(_flush_outboxes, loop)
+            pending.append(self)
+
+    def flush_outbox(self) -> None:
+        """Send the queued frames now; a reader over its outbox limit is closed (1013)."""
+        frames = self._outbox
+        if not frames:
+            return
+        self._outbox = []
+        transport = self.transport
+        if transport is None or self._closing or transport.is_closing():
+            return
+        transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
         if transport.get_write_buffer_size() > self.hub.settings.outbox_limit:
             log.warning("conn=%d: reader too slow, closing (outbox over limit)", self.id)
             self.hub.metrics.outbox_overflows.inc()
@@ -381,6 +410,9 @@ class WebSocketConnection(asyncio.Protocol):
         transport = self.transport
         if self._closing or transport is None:
             return
+        self.flush_outbox()  # what was written before the close goes out before the close frame
+        if self._closing:  # the flush found the reader over its outbox limit and closed it
+            return
         self._closing = True
         self._close_code = code
         backed_up = transport.get_write_buffer_size() > self.hub.settings.outbox_limit
@@ -402,7 +434,12 @@ class WebSocketConnection(asyncio.Protocol):
         transport = self.transport
         if transport is None:
             return
-        for data in self.protocol.data_to_send():
+        output = self.protocol.data_to_send()
+        if output and self._outbox:
+            self.flush_outbox()  # data frames written earlier go before control frames (pong, close)
+            if self._finished:
+                return
+        for data in output:
             if data:
                 transport.write(data)
             elif not transport.is_closing():
