@@ -9,7 +9,6 @@ import logging
 from collections import deque
 from http import HTTPStatus
 from typing import Any, Protocol, cast
-from weakref import WeakKeyDictionary
 
 import orjson
 from websockets.datastructures import Headers
@@ -29,12 +28,14 @@ _protocol_log.setLevel(logging.WARNING)  # we log opens and closes ourselves, on
 _ids = itertools.count(1)
 FRAMES_PER_TURN = 64
 PARSE_PER_TURN = 16 * 1024
-_outboxes: WeakKeyDictionary[asyncio.AbstractEventLoop, list[WebSocketConnection]] = WeakKeyDictionary()
-"""Per event loop: the connections with frames queued in this turn (one flush callback per turn)."""
+_turns: dict[asyncio.AbstractEventLoop, list[WebSocketConnection]] = {}
+"""Per event loop, the current turn: the connections with frames queued in it. `_end_turn`, scheduled
+when the turn's first frame is written, removes the entry (a loop closed before running it leaves a
+dead entry that no other loop reads); the list object itself tells a connection which turn it is."""
 
 
-def _flush_outboxes(loop: asyncio.AbstractEventLoop) -> None:
-    for connection in _outboxes.pop(loop, ()):
+def _end_turn(loop: asyncio.AbstractEventLoop) -> None:
+    for connection in _turns.pop(loop, ()):
         connection.flush_outbox()
 
 
@@ -84,6 +85,7 @@ class WebSocketConnection(asyncio.Protocol):
         self._close_code: int | None = None
         self._early_frames: deque[Frame] = deque()
         self._outbox: list[bytes] = []  # frames written in this event-loop turn, sent at its end
+        self._turn: list[WebSocketConnection] | None = None  # the last turn this connection wrote in
         self._fragments: list[bytes] | None = None  # a fragmented message being reassembled
         self._unparsed: deque[bytes] = deque()  # bytes read but not yet fed to websockets
         self._unparsed_bytes = 0
@@ -322,31 +324,39 @@ class WebSocketConnection(asyncio.Protocol):
         return not self._closing and self.protocol.state is State.OPEN
 
     def write(self, frame: bytes) -> None:
-        """Queue pre-encoded websocket frame(s), sent at the end of this event-loop turn in one socket
-        write with every other frame this connection gets in the turn (a room handling a burst of
-        updates costs one syscall per reader, not one per update); nothing waits past the turn."""
-        if self.transport is None or self._closing:
+        """Write pre-encoded websocket frame(s). The first write of an event-loop turn goes out at once;
+        later ones in the same turn are queued and leave together at the turn's end, in one socket
+        write (a room handling a burst of updates costs two syscalls per reader, not one per update).
+        Nothing waits past the turn. A reader over its outbox limit is closed (1013)."""
+        if self._closing or self.transport is None:
             return
-        outbox = self._outbox
-        outbox.append(frame)
-        if len(outbox) == 1:
-            loop = self._loop
-            pending = _outboxes.get(loop)
-            if pending is None:
-                pending = _outboxes[loop] = []
-                loop.call_soon(_flush_outboxes, loop)
-            pending.append(self)
+        loop = self._loop
+        turn = _turns.get(loop)
+        if turn is None:
+            turn = _turns[loop] = []
+            loop.call_soon(_end_turn, loop)
+        if self._turn is not turn:
+            self._turn = turn
+            self._send(frame)
+            return
+        if not self._outbox:
+            turn.append(self)
+        self._outbox.append(frame)
 
     def flush_outbox(self) -> None:
-        """Send the queued frames now; a reader over its outbox limit is closed (1013)."""
+        """Send the queued frames now."""
         frames = self._outbox
         if not frames:
             return
         self._outbox = []
+        if not self._closing:
+            self._send(frames[0] if len(frames) == 1 else b"".join(frames))
+
+    def _send(self, data: bytes) -> None:
         transport = self.transport
-        if transport is None or self._closing or transport.is_closing():
+        if transport is None:
             return
-        transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
+        transport.write(data)
         if transport.get_write_buffer_size() > self.hub.settings.outbox_limit:
             log.warning("conn=%d: reader too slow, closing (outbox over limit)", self.id)
             self.hub.metrics.outbox_overflows.inc()

@@ -74,38 +74,42 @@ async def next_turn() -> None:
     await asyncio.sleep(0)
 
 
-async def test_frames_of_one_turn_leave_in_one_write_in_order() -> None:
+async def test_the_first_frame_of_a_turn_leaves_at_once_the_rest_together_at_its_end() -> None:
     connection, transport = open_connection()
     frames = [binary_frame(bytes([i]) * (i + 1)) for i in range(5)]
     for frame in frames:
         connection.write(frame)
-    assert transport.writes == []  # nothing waits longer than the turn ...
+    assert transport.writes == [frames[0]]  # no added latency for a lone update ...
     await next_turn()
-    assert transport.writes == [b"".join(frames)]  # ... and the turn's frames go out together
-    connection.write(frames[0])
+    assert transport.writes == [frames[0], b"".join(frames[1:])]  # ... one write for the rest of a burst
+    connection.write(frames[0])  # a new turn
+    assert transport.writes[2:] == [frames[0]]
     await next_turn()
-    assert transport.writes[1:] == [frames[0]]
+    assert len(transport.writes) == 3
     connection.connection_lost(None)
 
 
 async def test_written_frames_precede_the_close_frame() -> None:
     connection, transport = open_connection()
-    connection.write(binary_frame(b"data"))
+    connection.write(binary_frame(b"first"))
+    connection.write(binary_frame(b"queued"))
     connection.close(1000, "bye")
-    assert transport.writes[0] == binary_frame(b"data")
-    assert transport.writes[1][0] == 0x88  # the close frame, after the data
+    assert transport.writes[:2] == [binary_frame(b"first"), binary_frame(b"queued")]
+    assert transport.writes[2][0] == 0x88  # the close frame, after the data
     connection.write(binary_frame(b"late"))  # after the close: dropped
     await next_turn()
-    assert len(transport.writes) == 2
+    assert len(transport.writes) == 3
     connection.connection_lost(None)
 
 
 async def test_a_reader_over_its_outbox_limit_is_closed_1013_at_the_flush() -> None:
     connection, transport = open_connection(outbox_limit=1000)
-    transport.buffered = 5000
+    connection.write(binary_frame(b"a"))
     connection.write(binary_frame(b"x" * 10))
+    assert connection.open
+    transport.buffered = 5000  # the reader stopped reading
     await next_turn()
-    assert transport.writes[0] == binary_frame(b"x" * 10)
+    assert transport.writes[1] == binary_frame(b"x" * 10)
     assert not connection.open
     assert connection.protocol.close_sent is None or connection.protocol.close_sent.code == 1013
     assert transport.closing  # backed up: the TCP connection is dropped, not left to drain
