@@ -90,7 +90,6 @@ def test_arbitrary_bytes_decode_or_raise_decode_error(frame: bytes) -> None:
     assert decode_message(encode_message(message)) == message
 
 
-
 def _outcome(frame: bytes, cap: int) -> object:
     try:
         return decode_message(frame, cap)
