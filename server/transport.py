@@ -34,13 +34,6 @@ when the turn's first frame is written, removes the entry (a loop closed before 
 dead entry that no other loop reads); the list object itself tells a connection which turn it is."""
 
 
-def _begin_turn(loop: asyncio.AbstractEventLoop) -> list[WebSocketConnection]:
-    turn: list[WebSocketConnection] = []
-    _turns[loop] = turn
-    loop.call_soon(_end_turn, loop)
-    return turn
-
-
 def _end_turn(loop: asyncio.AbstractEventLoop) -> None:
     for connection in _turns.pop(loop, ()):
         connection.flush_outbox()
@@ -335,17 +328,16 @@ class WebSocketConnection(asyncio.Protocol):
         later ones in the same turn are queued and leave together at the turn's end, in one socket
         write (a room handling a burst of updates costs two syscalls per reader, not one per update).
         Nothing waits past the turn. A reader over its outbox limit is closed (1013)."""
-        transport = self.transport
-        if self._closing or transport is None:
+        if self._closing or self.transport is None:
             return
-        turn = _turns.get(self._loop)
+        loop = self._loop
+        turn = _turns.get(loop)
         if turn is None:
-            turn = _begin_turn(self._loop)
+            turn = _turns[loop] = []
+            loop.call_soon(_end_turn, loop)
         if self._turn is not turn:
             self._turn = turn
-            transport.write(frame)
-            if transport.get_write_buffer_size() > self.hub.settings.outbox_limit:
-                self._overflowed()
+            self._send(frame)
             return
         if not self._outbox:
             turn.append(self)
@@ -366,12 +358,9 @@ class WebSocketConnection(asyncio.Protocol):
             return
         transport.write(data)
         if transport.get_write_buffer_size() > self.hub.settings.outbox_limit:
-            self._overflowed()
-
-    def _overflowed(self) -> None:
-        log.warning("conn=%d: reader too slow, closing (outbox over limit)", self.id)
-        self.hub.metrics.outbox_overflows.inc()
-        self.close(1013, "too slow: reconnect to resync")
+            log.warning("conn=%d: reader too slow, closing (outbox over limit)", self.id)
+            self.hub.metrics.outbox_overflows.inc()
+            self.close(1013, "too slow: reconnect to resync")
 
     def write_messages(self, payloads: list[bytes]) -> None:
         if payloads:
