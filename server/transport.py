@@ -28,15 +28,6 @@ _protocol_log.setLevel(logging.WARNING)  # we log opens and closes ourselves, on
 _ids = itertools.count(1)
 FRAMES_PER_TURN = 64
 PARSE_PER_TURN = 16 * 1024
-_turns: dict[asyncio.AbstractEventLoop, list[WebSocketConnection]] = {}
-"""Per event loop, the current turn: the connections with frames queued in it. `_end_turn`, scheduled
-when the turn's first frame is written, removes the entry (a loop closed before running it leaves a
-dead entry that no other loop reads); the list object itself tells a connection which turn it is."""
-
-
-def _end_turn(loop: asyncio.AbstractEventLoop) -> None:
-    for connection in _turns.pop(loop, ()):
-        connection.flush_outbox()
 
 
 class Channel(Protocol):
@@ -84,8 +75,6 @@ class WebSocketConnection(asyncio.Protocol):
         self._finished = False  # the TCP connection is being closed
         self._close_code: int | None = None
         self._early_frames: deque[Frame] = deque()
-        self._outbox: list[bytes] = []  # frames written in this event-loop turn, sent at its end
-        self._turn: list[WebSocketConnection] | None = None  # the last turn this connection wrote in
         self._fragments: list[bytes] | None = None  # a fragmented message being reassembled
         self._unparsed: deque[bytes] = deque()  # bytes read but not yet fed to websockets
         self._unparsed_bytes = 0
@@ -324,39 +313,11 @@ class WebSocketConnection(asyncio.Protocol):
         return not self._closing and self.protocol.state is State.OPEN
 
     def write(self, frame: bytes) -> None:
-        """Write pre-encoded websocket frame(s). The first write of an event-loop turn goes out at once;
-        later ones in the same turn are queued and leave together at the turn's end, in one socket
-        write (a room handling a burst of updates costs two syscalls per reader, not one per update).
-        Nothing waits past the turn. A reader over its outbox limit is closed (1013)."""
-        if self._closing or self.transport is None:
-            return
-        loop = self._loop
-        turn = _turns.get(loop)
-        if turn is None:
-            turn = _turns[loop] = []
-            loop.call_soon(_end_turn, loop)
-        if self._turn is not turn:
-            self._turn = turn
-            self._send(frame)
-            return
-        if not self._outbox:
-            turn.append(self)
-        self._outbox.append(frame)
-
-    def flush_outbox(self) -> None:
-        """Send the queued frames now."""
-        frames = self._outbox
-        if not frames:
-            return
-        self._outbox = []
-        if not self._closing:
-            self._send(frames[0] if len(frames) == 1 else b"".join(frames))
-
-    def _send(self, data: bytes) -> None:
+        """Write pre-encoded websocket frame(s); a reader over its outbox limit is closed (1013)."""
         transport = self.transport
-        if transport is None:
+        if transport is None or self._closing:
             return
-        transport.write(data)
+        transport.write(frame)
         if transport.get_write_buffer_size() > self.hub.settings.outbox_limit:
             log.warning("conn=%d: reader too slow, closing (outbox over limit)", self.id)
             self.hub.metrics.outbox_overflows.inc()
@@ -420,9 +381,6 @@ class WebSocketConnection(asyncio.Protocol):
         transport = self.transport
         if self._closing or transport is None:
             return
-        self.flush_outbox()  # what was written before the close goes out before the close frame
-        if self._closing:  # the flush found the reader over its outbox limit and closed it
-            return
         self._closing = True
         self._close_code = code
         backed_up = transport.get_write_buffer_size() > self.hub.settings.outbox_limit
@@ -444,12 +402,7 @@ class WebSocketConnection(asyncio.Protocol):
         transport = self.transport
         if transport is None:
             return
-        output = self.protocol.data_to_send()
-        if output and self._outbox:
-            self.flush_outbox()  # data frames written earlier go before control frames (pong, close)
-            if self._finished:
-                return
-        for data in output:
+        for data in self.protocol.data_to_send():
             if data:
                 transport.write(data)
             elif not transport.is_closing():
