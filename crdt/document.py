@@ -87,8 +87,13 @@ class Document:
         stale after an overlapping apply, when the owner must re-read `clock_state()`).
         """
         runs = summary.clients
-        if all(first == known.get(client, 0) for client, (first, _) in runs.items()):
-            self.apply_fresh(update)
+        if len(runs) == 1:  # a live edit: one writer (a deletion alone has no runs)
+            ((client, (first, end)),) = runs.items()
+            fresh = first == known.get(client, 0)
+        else:
+            fresh = all(first == known.get(client, 0) for client, (first, _) in runs.items())
+        if fresh:
+            self._integrate(update)
             for client, (_, end) in runs.items():
                 known[client] = end
             return (update if (summary.struct_count or summary.deleted) else b""), True

@@ -116,6 +116,13 @@ MAX_REASON_BYTES = 4096
 
 def decode_message(frame: bytes, max_payload: int = DEFAULT_MAX_MESSAGE_SIZE) -> Message:
     """Decode exactly one message from a frame; raise a `DecodeError` subclass on anything else."""
+    if len(frame) > 3 and frame[0] == MESSAGE_SYNC and frame[2] < 0x80:  # a short sync message
+        size, sub = frame[2], frame[1]
+        if len(frame) == 3 + size and size <= max_payload:
+            if sub == SYNC_UPDATE:
+                return SyncUpdate(frame[3:])
+            if sub == SYNC_STEP2:
+                return SyncStep2(frame[3:])
     decoder = Decoder(frame)
     kind = decoder.read_var_uint()
     message: Message
@@ -158,6 +165,10 @@ def decode_message(frame: bytes, max_payload: int = DEFAULT_MAX_MESSAGE_SIZE) ->
 
 def encode_message(message: Message) -> bytes:
     """Encode one message as the bytes of one frame."""
+    if type(message) is SyncUpdate:  # the message of every live edit
+        update = message.update
+        size = len(update)
+        return (b"\x00\x02" + bytes((size,)) if size < 0x80 else b"\x00\x02" + encode_var_uint(size)) + update
     match message:
         case SyncUpdate(update):
             return b"\x00\x02" + encode_var_bytes(update)

@@ -168,6 +168,9 @@ class SyncSession:
         return self._client_receive(message)
 
     def _server_receive(self, message: Message) -> Event | None:
+        if type(message) is SyncUpdate and not self.read_only:  # a live edit: skip the matching
+            self.updates_received += 1
+            return UpdateReceived(message.update, self.updates_received, False)
         match message:
             case SyncUpdate(update) | SyncStep2(update):
                 self.updates_received += 1

@@ -53,11 +53,10 @@ from collections.abc import Container, Mapping
 from dataclasses import dataclass
 from itertools import accumulate
 
+from crdt.common_updates import MAX_CLOCK as MAX_CLOCK
+from crdt.common_updates import common_shape
 from crdt.errors import DecodeError, InvalidUpdate, UpdateAhead
 from crdt.lib0 import MAX_SAFE_INTEGER, Decoder
-
-MAX_CLOCK = 2**32 - 1
-"""yrs stores clocks and lengths as u32 and wraps past this silently."""
 
 _ITEM_REFS = frozenset((1, 3, 4, 5, 6, 7, 8, 9))
 _REFUSED_REFS = {
@@ -85,7 +84,7 @@ class UpdateLimits:
     max_clock_advance: int = 16 * 1024 * 1024  # rule R2 above
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per update, and a frozen __init__ costs 4x as much
 class UpdateSummary:
     clients: dict[int, tuple[int, int]]  # client id -> (first clock, end clock) of its structs
     struct_count: int
@@ -108,6 +107,10 @@ def validate_update(
     limits: UpdateLimits = UpdateLimits(),
 ) -> UpdateSummary:
     """Parse a Yjs v1 update fully and apply the bounds above; raise InvalidUpdate if refused."""
+    shape = common_shape(data, known_state, owned_clients, foreign_owned, limits)
+    if shape is not None:  # a live edit: same verdict and summary as the parser below, cheaper
+        runs, structs, deleted, string_bytes, ranges = shape
+        return UpdateSummary(runs, structs, deleted, string_bytes, 0, 0, ranges)
     parser = _Parser(data, limits)
     try:
         summary = parser.parse(known_state, owned_clients, foreign_owned)

@@ -19,11 +19,28 @@ from persistence.base import (
 
 @dataclass
 class _Entry:
-    record: DocumentRecord
+    stored: DocumentRecord  # as of the last read or change other than an append (see `record`)
     log: list[StoredUpdate] = field(default_factory=list)  # rows first_seq, first_seq + 1, ...
     first_seq: int = 1
     snapshots: list[Snapshot] = field(default_factory=list)
     deleted: bool = False
+    appended: tuple[int, int, float, str | None] | None = None  # since `stored`: seq, bytes, at, author
+
+    @property
+    def record(self) -> DocumentRecord:
+        """The document as it is now; appends only note their counters, the record is built when read."""
+        if self.appended is not None:
+            seq, log_bytes, at, author = self.appended
+            self.stored = replace(
+                self.stored, last_seq=seq, log_bytes=log_bytes, updated_at=at, last_author=author
+            )
+            self.appended = None
+        return self.stored
+
+    @record.setter
+    def record(self, record: DocumentRecord) -> None:
+        self.stored = record
+        self.appended = None
 
 
 class MemoryStorage:
@@ -92,22 +109,19 @@ class MemoryStorage:
         entry = self._entry(document_id)
         if entry.deleted:
             raise DocumentNotFound(document_id)
-        seq = entry.record.last_seq
+        appended = entry.appended
+        seq, log_bytes = (
+            (appended[0], appended[1]) if appended else (entry.stored.last_seq, entry.stored.log_bytes)
+        )
         if not updates:
             return seq
-        added = 0
+        log = entry.log
         for update in updates:
             seq += 1
-            added += len(update.data)
-            entry.log.append(StoredUpdate(seq, update.data, update.author, update.created_at))
+            log_bytes += len(update.data)
+            log.append(StoredUpdate(seq, update.data, update.author, update.created_at))
         last = updates[-1]
-        entry.record = replace(
-            entry.record,
-            last_seq=seq,
-            log_bytes=entry.record.log_bytes + added,
-            updated_at=last.created_at,
-            last_author=last.author,
-        )
+        entry.appended = (seq, log_bytes, last.created_at, last.author)
         return seq
 
     async def read_updates(

@@ -165,6 +165,28 @@ class Database:
         async with self._write_lock, self._writer.begin() as conn:
             yield conn
 
+    @asynccontextmanager
+    async def sqlite_write(self) -> AsyncIterator[Any]:
+        """SQLite: a write transaction run on the aiosqlite driver connection itself, for hot paths.
+
+        BEGIN IMMEDIATE, the block's statements, COMMIT (ROLLBACK when the block raises): the same
+        connection, pragmas (synchronous=FULL), lock and single commit as `write`, but one thread hop
+        per statement instead of SQLAlchemy's three or four (cursor, execute, fetch, close).
+        """
+        if self._write_lock is None:
+            raise StorageError(f"{self.where}: not a SQLite database")
+        async with self._write_lock, self.engine.connect() as conn:
+            driver = (await conn.get_raw_connection()).driver_connection
+            if driver is None:  # pragma: no cover - only after invalidation
+                raise StorageError(f"{self.where}: no driver connection")
+            await driver.execute_fetchall("BEGIN IMMEDIATE")
+            try:
+                yield driver
+            except BaseException:
+                await driver.execute_fetchall("ROLLBACK")  # (cancelled here: the pool's reset rolls back)
+                raise
+            await driver.execute_fetchall("COMMIT")
+
     async def enable_wal(self) -> None:
         """Switch a SQLite database to WAL mode, once its schema is known to be ours.
 

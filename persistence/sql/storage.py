@@ -39,6 +39,12 @@ _RECORD_COLUMNS = (
     documents.c.last_author,
 )
 _LIVE = documents.c.deleted_at.is_(None)
+# The append on SQLite, run on the driver connection (see `Database.sqlite_write`).
+_SQLITE_BUMP = (
+    f"UPDATE {documents.name} SET last_seq = last_seq + ?, log_bytes = log_bytes + ?, updated_at = ?, "
+    "last_author = ? WHERE id = ? AND deleted_at IS NULL RETURNING last_seq"
+)
+_SQLITE_INSERT = f"INSERT INTO {log.name} (document_id, seq, created_at, author, data) VALUES (?, ?, ?, ?, ?)"
 
 
 def _check_text(value: str, what: str) -> None:
@@ -280,6 +286,8 @@ class SqlStorage:
         for author in {u.author for u in updates}:
             _check_text(author, "author")
         with translated("appending updates", self.where):
+            if updates and self._db.is_sqlite:
+                return await self._append_sqlite(document_id, updates)
             async with self._db.write() as conn:
                 if not updates:
                     result = await conn.execute(
@@ -321,6 +329,24 @@ class SqlStorage:
                     ],
                 )
         return int(new_last)
+
+    async def _append_sqlite(self, document_id: str, updates: Sequence[NewUpdate]) -> int:
+        """`append_updates` on SQLite: the same two statements in one transaction, in 4 thread hops."""
+        last = updates[-1]
+        added = sum(len(u.data) for u in updates)
+        async with self._db.sqlite_write() as driver:
+            rows = await driver.execute_fetchall(
+                _SQLITE_BUMP, (len(updates), added, last.created_at, last.author, document_id)
+            )
+            if not rows:
+                raise DocumentNotFound(document_id)
+            new_last = int(rows[0][0])
+            first = new_last - len(updates) + 1
+            await driver.executemany(
+                _SQLITE_INSERT,
+                [(document_id, first + i, u.created_at, u.author, u.data) for i, u in enumerate(updates)],
+            )
+        return new_last
 
     async def read_updates(
         self, document_id: str, after_seq: int = 0, until_seq: int | None = None, limit: int | None = None

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crdt.errors import DecodeError, MessageTooLarge, UnsupportedMessage
+from crdt.lib0 import encode_var_uint
 from crdt.messages import (
     Ack,
     AuthDenied,
@@ -87,3 +88,23 @@ def test_arbitrary_bytes_decode_or_raise_decode_error(frame: bytes) -> None:
     except DecodeError:
         return
     assert decode_message(encode_message(message)) == message
+
+
+def _outcome(frame: bytes, cap: int) -> object:
+    try:
+        return decode_message(frame, cap)
+    except DecodeError as exc:
+        return type(exc)
+
+
+@given(st.sampled_from([0, 1, 2, 3, 0x80]), st.binary(max_size=130), st.integers(-2, 2), st.integers(0, 140))
+def test_short_sync_frames_decode_as_the_general_grammar_does(
+    sub: int, payload: bytes, skew: int, cap: int
+) -> None:
+    """Short sync frames take a shortcut: it must agree with the grammar on every length and cap
+    (the reference spells the length as a two-byte varint, which the shortcut leaves alone)."""
+    size = len(payload)
+    tail = payload + b"\x00" * skew if skew >= 0 else payload[:skew]
+    frame = bytes((0, sub)) + encode_var_uint(size) + tail
+    reference = bytes((0, sub, 0x80 | (size & 0x7F), size >> 7)) + tail
+    assert _outcome(frame, cap) == _outcome(reference, cap)

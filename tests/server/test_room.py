@@ -221,7 +221,11 @@ async def _snapshot_property(script: list[tuple[int, str]], every: int) -> None:
 @pytest.mark.parametrize("retention", [0.0, 0.001])
 async def test_retention_prunes_only_when_enabled(retention: float) -> None:
     storage = MemoryStorage()
-    room, task = await start(storage, snapshot_min_updates=5, log_retention_seconds=retention)
+    ticks = iter(range(1_000_000))  # a clock that advances a second per reading: rows age however fast
+    room = Room(
+        "doc", storage, Settings(snapshot_min_updates=5, log_retention_seconds=retention), lambda: next(ticks)
+    )
+    task = asyncio.create_task(room.run())
     peer = FakePeer()
     room.join(peer)
     _, updates = edits(12)
