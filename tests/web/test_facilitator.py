@@ -101,7 +101,7 @@ def test_slider_play_summary_bookmark_and_restore(
     dialog.wait_for()
     shot(page, "4-restore-dialog")
     dialog.locator("button[value='restore']").click()
-    page.wait_for_selector(f".fac-status:has-text('Restored edit {alpha_seq}')")
+    page.wait_for_selector(f".fac-notice:has-text('Restored edit {alpha_seq}')")
     content = api(local_server, "GET", f"{path}/-/content")
     assert content["roots"]["content"]["value"] == "Alpha. "
     shot(page, "5-restored")

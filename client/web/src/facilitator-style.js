@@ -17,6 +17,7 @@ const CSS = `
 .fac-slider { flex: 1 1 auto; min-width: 0; height: 2rem; accent-color: #1971c2; }
 .fac-slider-label { font-weight: 600; }
 .fac-status { margin: 0; color: #333; font-variant-numeric: tabular-nums; }
+.fac-notice { margin: 0; color: #1b5e20; font-weight: 600; }
 .fac-error { margin: 0; color: #c92a2a; }
 .fac-main { display: grid; grid-template-columns: minmax(0, 3fr) minmax(0, 2fr); gap: 1rem; align-items: start; }
 .fac-doc-wrap h3, .fac-panel h3 { font-size: 1rem; margin: 0.2rem 0 0.4rem; }

@@ -34,6 +34,8 @@ export function mountFacilitator ({ root, docName, api, user, role }) {
   let dragging = false
 
   const status = el('p', { class: 'fac-status', 'aria-live': 'polite' })
+  // results of actions (restore) stay here; `status` is rewritten on every render of the moment
+  const notice = el('p', { class: 'fac-notice', role: 'status', hidden: true })
   const error = el('p', { class: 'fac-error', role: 'alert', hidden: true })
   const fail = (err) => {
     error.textContent = err?.message || String(err)
@@ -90,7 +92,7 @@ export function mountFacilitator ({ root, docName, api, user, role }) {
       el('div', { class: 'fac-speeds', role: 'group', 'aria-label': 'Speed' }, speedButtons),
       el('div', { class: 'fac-scrub' }, el('label', { for: 'fac-slider', class: 'fac-slider-label' }, 'Moment'), slider),
       refreshButton, restoreButton),
-    status, error,
+    status, notice, error,
     el('div', { class: 'fac-main' },
       el('section', { class: 'fac-doc-wrap', 'aria-label': 'Document at this moment' },
         el('h3', { text: 'Who was here' }), people, docView),
@@ -147,7 +149,8 @@ export function mountFacilitator ({ root, docName, api, user, role }) {
   async function restore () {
     try {
       const done = await api.post(`${base}/history/restore`, { seq: player.seq })
-      status.textContent = `Restored edit ${done.restored_to_seq}${done.changed ? '' : ' (nothing to change)'}`
+      notice.textContent = `Restored edit ${done.restored_to_seq}${done.changed ? '' : ' (nothing to change)'}`
+      notice.hidden = false
       await load(false)
     } catch (err) {
       fail(err)
