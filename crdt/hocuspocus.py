@@ -37,12 +37,8 @@ from crdt.messages import (
     encode_message,
 )
 from crdt.sync import (
-    AwarenessQueried,
-    AwarenessReceived,
     Event,
-    SyncRequested,
-    UpdateReceived,
-    refuse_read_only,
+    from_client,
 )
 
 MESSAGE_SYNC = 0
@@ -298,20 +294,10 @@ class HocuspocusSession:
     # -- input -------------------------------------------------------------------------
     def receive_message(self, message: DocumentMessage) -> Event | None:
         """Sync, awareness and awareness queries; the channel handles auth, stateless and close."""
-        match message:
-            case SyncUpdate(update) | SyncStep2(update):
-                self.updates_received += 1
-                index = self.updates_received
-                if self.read_only:
-                    return refuse_read_only(self, message, index)
-                return UpdateReceived(update, index, isinstance(message, SyncStep2))
-            case SyncStep1(state_vector):
-                return SyncRequested(state_vector)
-            case AwarenessMessage(payload):
-                return AwarenessReceived(payload)
-            case QueryAwareness():
-                return AwarenessQueried()
-        raise UnsupportedMessage(f"{type(message).__name__} is not a document message from a client")
+        event = from_client(self, message)
+        if event is None:
+            raise UnsupportedMessage(f"{type(message).__name__} is not a document message from a client")
+        return event
 
     # -- output ------------------------------------------------------------------------
     def send(self, message: Message) -> None:

@@ -119,17 +119,37 @@ Event = (
 READ_ONLY_REASON = "this connection may not edit the document"
 
 
-class _Refuses(Protocol):
+class ServerSide(Protocol):
+    """What `from_client` needs of a server session (y-websocket or Hocuspocus)."""
+
+    read_only: bool
+    updates_received: int
+
     def refuse(self, index: int, reason: str) -> None: ...
 
 
-def refuse_read_only(session: _Refuses, message: SyncStep2 | SyncUpdate, index: int) -> WriteRefused:
-    """A read-only session's answer to an update-carrying message: an update is refused at once; a
-    SyncStep2 is left to the owner, which acknowledges it when it holds nothing new (a handshake)."""
-    if isinstance(message, SyncStep2):
-        return WriteRefused(index, READ_ONLY_REASON, message.update)
-    session.refuse(index, READ_ONLY_REASON)
-    return WriteRefused(index, READ_ONLY_REASON)
+def from_client(session: ServerSide, message: object) -> Event | None:
+    """The event a server session surfaces for a client's sync or awareness message (None: not one
+    of those). Update-carrying messages are numbered from 1; on a read-only session an update is
+    refused at once, while a SyncStep2 is left to the owner, which acknowledges it when it holds
+    nothing new (a handshake)."""
+    match message:
+        case SyncUpdate(update) | SyncStep2(update):
+            session.updates_received += 1
+            index = session.updates_received
+            if not session.read_only:
+                return UpdateReceived(update, index, isinstance(message, SyncStep2))
+            if isinstance(message, SyncStep2):
+                return WriteRefused(index, READ_ONLY_REASON, update)
+            session.refuse(index, READ_ONLY_REASON)
+            return WriteRefused(index, READ_ONLY_REASON)
+        case SyncStep1(state_vector):
+            return SyncRequested(state_vector)
+        case AwarenessMessage(payload):
+            return AwarenessReceived(payload)
+        case QueryAwareness():
+            return AwarenessQueried()
+    return None
 
 
 class SyncSession:
@@ -171,20 +191,10 @@ class SyncSession:
         if type(message) is SyncUpdate and not self.read_only:  # a live edit: skip the matching
             self.updates_received += 1
             return UpdateReceived(message.update, self.updates_received, False)
-        match message:
-            case SyncUpdate(update) | SyncStep2(update):
-                self.updates_received += 1
-                index = self.updates_received
-                if self.read_only:
-                    return refuse_read_only(self, message, index)
-                return UpdateReceived(update, index, isinstance(message, SyncStep2))
-            case SyncStep1(state_vector):
-                return SyncRequested(state_vector)
-            case AwarenessMessage(payload):
-                return AwarenessReceived(payload)
-            case QueryAwareness():
-                return AwarenessQueried()
-        raise UnsupportedMessage(f"{type(message).__name__} is not accepted from a client")
+        event = from_client(self, message)
+        if event is None:
+            raise UnsupportedMessage(f"{type(message).__name__} is not accepted from a client")
+        return event
 
     def _client_receive(self, message: Message) -> Event | None:
         match message:

@@ -376,22 +376,18 @@ class Room:
         if summary.struct_count and self.committer.stored_bytes > self.settings.max_document_size:
             peer.session.refuse(index, DocumentFull.reason)
             raise DocumentFull(f"over {self.settings.max_document_size} bytes")
-        fresh = all(first == known.get(client, 0) for client, (first, _) in summary.clients.items())
-        try:
-            if fresh:  # a live edit: the update itself is exactly what is new (or pending)
-                self.document.apply_fresh(update)
-                delta = update if (summary.struct_count or summary.deleted) else b""
-                for client, (_, end) in summary.clients.items():
-                    known[client] = end
-                    self._writers.setdefault(client, peer.id)  # first writer of an id owns it while here
-            else:  # overlaps or skips ahead: observe what really changed
-                delta = self.document.apply(update)
-                self._known_state = None
+        try:  # a live edit takes the fresh path: the update itself is exactly what is new
+            delta, exact = self.document.integrate(update, summary, known)
         except ApplyFailed as exc:
             peer.session.refuse(index, exc.detail)
             log.warning("room %r tainted by a failed apply; rebuilding it from the log", self.name)
             self._tainted = True
             raise
+        if exact:
+            for client in summary.clients:
+                self._writers.setdefault(client, peer.id)  # first writer of an id owns it while here
+        else:  # it overlapped or skipped ahead: the clock state is re-read when next needed
+            self._known_state = None
         logged = None
         if delta:
             self.metrics.updates_applied.inc()

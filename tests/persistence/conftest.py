@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import pytest
 
@@ -89,3 +92,29 @@ async def storage(storage_url: str) -> AsyncIterator[Storage]:
     await backend.open()
     yield backend
     await backend.close()
+
+
+StoreT = TypeVar("StoreT")
+
+
+@dataclass
+class StoreEnv(Generic[StoreT]):
+    """A backend with one document, and a side store (comments, history, webhooks) over it."""
+
+    storage: Storage
+    store: StoreT
+    document_id: str
+
+
+@contextlib.asynccontextmanager
+async def store_env(
+    url: str, store_for: Callable[[Storage], StoreT], created_at: float
+) -> AsyncIterator[StoreEnv[StoreT]]:
+    """An opened backend for `url` with the document "notes", and `store_for(backend)`; closed after."""
+    storage = make_storage(url)
+    await storage.open()
+    try:
+        record = await storage.create_document("notes", created_at)
+        yield StoreEnv(storage, store_for(storage), record.id)
+    finally:
+        await storage.close()

@@ -6,7 +6,6 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -15,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from persistence.base import DocumentNotFound, Storage
+from persistence.base import DocumentNotFound
 from persistence.comments import (
     OPEN,
     RESOLVED,
@@ -32,25 +31,18 @@ from persistence.comments_memory import MemoryCommentStore
 from persistence.sql import comment_tables
 from persistence.sql.schema import head_revision
 from persistence.sql.tables import VERSION_TABLE, metadata
-from tests.persistence.conftest import make_storage
+from tests.persistence.conftest import StoreEnv, make_storage, store_env
 
 T0 = 1_700_000_000.5
 
 
-@dataclass
-class Env:
-    storage: Storage
-    store: CommentStore
-    document_id: str
+Env = StoreEnv[CommentStore]
 
 
 @pytest.fixture
 async def env(storage_url: str) -> AsyncIterator[Env]:
-    storage = make_storage(storage_url)
-    await storage.open()
-    record = await storage.create_document("notes", T0)
-    yield Env(storage, comment_store_for(storage), record.id)
-    await storage.close()
+    async with store_env(storage_url, comment_store_for, T0) as opened:
+        yield opened
 
 
 def uid() -> str:

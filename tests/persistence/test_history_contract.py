@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import pytest
 
-from persistence.base import DocumentNotFound, Storage
+from persistence.base import DocumentNotFound
 from persistence.comments import NewEvent, comment_store_for
 from persistence.history import (
     BOOKMARK_ADDED,
@@ -23,25 +22,18 @@ from persistence.history import (
 from persistence.history_memory import MemoryHistoryStore
 from persistence.sql import history_tables
 from persistence.sql.tables import metadata
-from tests.persistence.conftest import make_storage
+from tests.persistence.conftest import StoreEnv, store_env
 
 T0 = 1_700_000_000.25
 
 
-@dataclass
-class Env:
-    storage: Storage
-    store: HistoryStore
-    document_id: str
+Env = StoreEnv[HistoryStore]
 
 
 @pytest.fixture
 async def env(storage_url: str) -> AsyncIterator[Env]:
-    storage = make_storage(storage_url)
-    await storage.open()
-    record = await storage.create_document("notes", T0)
-    yield Env(storage, history_store_for(storage), record.id)
-    await storage.close()
+    async with store_env(storage_url, history_store_for, T0) as opened:
+        yield opened
 
 
 def sample(kind: str, at: float, client: int | None = None, data: str = "{}") -> NewPresence:

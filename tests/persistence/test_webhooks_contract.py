@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import pytest
 
-from persistence.base import DocumentNotFound, Storage
+from persistence.base import DocumentNotFound
 from persistence.sql import webhook_tables
 from persistence.sql.tables import metadata
 from persistence.webhooks import (
@@ -23,25 +22,18 @@ from persistence.webhooks import (
     WebhookStore,
     webhook_store_for,
 )
-from tests.persistence.conftest import make_storage
+from tests.persistence.conftest import StoreEnv, make_storage, store_env
 
 T0 = 1_700_000_000.5
 
 
-@dataclass
-class Env:
-    storage: Storage
-    store: WebhookStore
-    document_id: str
+Env = StoreEnv[WebhookStore]
 
 
 @pytest.fixture
 async def env(storage_url: str) -> AsyncIterator[Env]:
-    storage = make_storage(storage_url)
-    await storage.open()
-    record = await storage.create_document("notes", T0)
-    yield Env(storage, webhook_store_for(storage), record.id)
-    await storage.close()
+    async with store_env(storage_url, webhook_store_for, T0) as opened:
+        yield opened
 
 
 def hook(
