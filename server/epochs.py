@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from crdt.errors import CoreError
 from persistence.base import Storage
 from server.loading import load_state
 
 MAX_RETIRED_GENERATIONS = 3
 CLOSE_DOCUMENT_GONE = 4404
 STALE_REASON = "this document was deleted and re-created; discard your local copy and reload"
+
+
+class StaleCopy(CoreError):
+    """A client's copy predates the document's re-creation (another epoch): it must not merge it in."""
+
+    close_code = CLOSE_DOCUMENT_GONE
+    reason = STALE_REASON
 
 
 async def retired_clocks(storage: Storage, name: str) -> dict[int, int]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
+from typing import Protocol
 
 from crdt.messages import Message, encode_message
 
@@ -21,3 +23,27 @@ def binary_frame(payload: bytes) -> bytes:
 
 def message_frame(message: Message) -> bytes:
     return binary_frame(encode_message(message))
+
+
+class FrameSink(Protocol):
+    """A connection as fan-out sees it: the prefix its protocol puts before each message, and a writer."""
+
+    @property
+    def prefix(self) -> bytes: ...
+
+    def write_frame(self, frame: bytes) -> None: ...
+
+
+def broadcast(peers: Iterable[FrameSink], payload: bytes, exclude: object = None) -> int:
+    """Write `payload` to every peer but `exclude`, framed once per distinct prefix (in practice once);
+    returns how many peers it was written to."""
+    frames: dict[bytes, bytes] = {}
+    delivered = 0
+    for peer in peers:
+        if peer is not exclude:
+            frame = frames.get(peer.prefix)
+            if frame is None:
+                frame = frames[peer.prefix] = binary_frame(peer.prefix + payload)
+            peer.write_frame(frame)
+            delivered += 1
+    return delivered

@@ -21,7 +21,7 @@ from crdt.hocuspocus import (
 from crdt.sync import AwarenessReceived
 from server.access import stamp_presence
 from server.auth import Identity, Role
-from server.frames import binary_frame
+from server.frames import broadcast
 from server.peer import peer_ids
 from server.room import Room
 
@@ -156,11 +156,5 @@ class Relay:
     def stateless(self, sender: DocumentPeer, payload: str) -> None:
         """Send `payload` to every other Hocuspocus peer of the sender's document, encoded once
         per distinct address."""
-        body = encode_body(Stateless(payload))
-        frames: dict[bytes, bytes] = {}
-        for peer in list(self._peers.get(sender.document, ())):
-            if peer is not sender and peer.open:
-                frame = frames.get(peer.prefix)
-                if frame is None:
-                    frame = frames[peer.prefix] = binary_frame(peer.prefix + body)
-                peer.write_frame(frame)
+        receivers = [peer for peer in self._peers.get(sender.document, ()) if peer.open]
+        broadcast(receivers, encode_body(Stateless(payload)), exclude=sender)

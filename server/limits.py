@@ -6,7 +6,16 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 
+from crdt.errors import CoreError
+
 log = logging.getLogger("cocreate.limits")
+
+
+class DocumentFull(CoreError):
+    """The document reached `max_document_size`: a write that adds content is refused."""
+
+    close_code = 4413
+    reason = "the document reached its size limit; only deletions are accepted"
 
 
 @dataclass(slots=True)

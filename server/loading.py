@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from crdt.document import Document
-from persistence.base import Storage
+from persistence.base import DocumentExists, DocumentRecord, Storage, StorageError
 
 
 @dataclass(slots=True)
@@ -43,3 +44,16 @@ async def load_state(
             tail_bytes += len(row.data)
         seq = rows[-1].seq
     return LoadedState(document, seq, snapshot_seq, snapshot_bytes, tail_bytes)
+
+
+async def resolve_record(storage: Storage, name: str, clock: Callable[[], float]) -> DocumentRecord:
+    """The stored record of `name`, created (with a new epoch) if there is none."""
+    record = await storage.get_document(name)
+    if record is None:
+        try:
+            record = await storage.create_document(name, clock())
+        except DocumentExists:  # another process or room created it meanwhile
+            record = await storage.get_document(name)
+    if record is None:
+        raise StorageError(f"document {name!r} vanished while being created")
+    return record

@@ -10,28 +10,27 @@ from dataclasses import dataclass
 from time import perf_counter
 from typing import TYPE_CHECKING
 
-from pycrdt import merge_updates
-
 from crdt.awareness import AwarenessRegistry, decode_awareness, encode_awareness
 from crdt.document import Document
-from crdt.errors import ApplyFailed, CoreError, DecodeError, InvalidUpdate, UpdateAhead
+from crdt.errors import ApplyFailed, CoreError, InvalidUpdate, UpdateAhead
 from crdt.messages import AwarenessMessage, Epoch, Message, SyncStep1, SyncUpdate, encode_message
 from crdt.messages import DocumentEvent as EventMessage
 from crdt.sync import AwarenessQueried, AwarenessReceived, Event, SyncRequested, UpdateReceived, WriteRefused
-from crdt.validation import UpdateLimits, UpdateSummary, validate_state_vector, validate_update
-from persistence.base import DocumentExists, DocumentRecord, NewUpdate, Storage, StorageError
-from server.cluster.link import Inbound, LogSnapshot, PresenceExpired, RoomLink, is_remote_connection
-from server.cluster.records import AwarenessQuery, AwarenessRelay, CommittedUpdates
+from crdt.validation import UpdateLimits, validate_state_vector
+from persistence.base import DocumentRecord, NewUpdate, Storage, StorageError
+from server.cluster.link import Inbound, RoomLink
+from server.cluster.remote import apply_remote
 from server.committer import CommitHook, Committer
-from server.epochs import CLOSE_DOCUMENT_GONE, STALE_REASON, is_stale, retired_clocks
+from server.epochs import CLOSE_DOCUMENT_GONE, STALE_REASON, StaleCopy, is_stale, retired_clocks
 from server.events import DocumentEvent, EventBus
-from server.frames import binary_frame
-from server.loading import load_state
+from server.frames import broadcast
+from server.limits import DocumentFull
+from server.loading import load_state, resolve_record
 from server.metrics import UNWIRED, Metrics
-from server.offload import validate_large_update
 from server.peer import Peer
 from server.presence import PresenceHook
 from server.settings import Settings
+from server.write_gate import WriteGate
 
 if TYPE_CHECKING:  # the Redis client is imported only when a cluster is configured
     from server.cluster.node import Cluster
@@ -76,16 +75,6 @@ class _Wake:
 _Item = _Join | _Leave | _Incoming | _Remote | _Wake
 
 
-class DocumentFull(CoreError):
-    close_code = 4413
-    reason = "the document reached its size limit; only deletions are accepted"
-
-
-class StaleCopy(CoreError):
-    close_code = CLOSE_DOCUMENT_GONE
-    reason = STALE_REASON
-
-
 class Room:
     """One loaded document. Only its own task mutates the document; the committer only reads it."""
 
@@ -123,8 +112,7 @@ class Room:
         self._failed = False
         self._tainted = False
         self._shutdown: tuple[int, str] | None = None
-        self._prevalidated: dict[tuple[int, int], UpdateSummary | InvalidUpdate] = {}
-        self._writers: dict[int, int] = {}  # client id -> peer that wrote it first since loading
+        self.gate = WriteGate(self.awareness, self.limits)
 
     # -- called by transports and the registry -----------------------------------------
     def join(self, peer: Peer) -> None:
@@ -149,7 +137,7 @@ class Room:
         try:
             if previous is not None:
                 await previous.finished.wait()
-            self.record = await self._resolve_record()
+            self.record = await resolve_record(self.storage, self.name, self.clock)
             self.committer = Committer(
                 self.name,
                 self.record.id,
@@ -274,8 +262,7 @@ class Room:
         if peer not in self.peers:
             return
         self.peers.discard(peer)
-        for client in [c for c, writer in self._writers.items() if writer == peer.id]:
-            del self._writers[client]
+        self.gate.release(peer.id)
         removed = self.awareness.release(peer.id)
         if self.presence is not None:
             self.presence.left(self, peer, removed)
@@ -327,42 +314,17 @@ class Room:
         return self._known_state
 
     async def _prevalidate(self, item: _Item) -> None:
-        """Validate a very large update in a worker process, so other rooms keep being served."""
-        if not isinstance(item, _Incoming) or not isinstance(item.event, UpdateReceived):
-            return
-        update, peer = item.event.update, item.peer
-        if len(update) <= self.settings.offload_update_size or peer not in self.peers:
-            return
-        known = self._known()
-        others = _ForeignClients(self.awareness, peer.id, known, self._writers)
-        foreign = frozenset(c for c in {*known, *self._writers} if c in others)
-        try:
-            outcome: UpdateSummary | InvalidUpdate = await validate_large_update(
-                update, self._known(), self.awareness.owned_by(peer.id), foreign, self.limits
-            )
-        except InvalidUpdate as exc:
-            outcome = exc
-        self._prevalidated[(peer.id, item.event.index)] = outcome
-
-    def _validate(self, peer: Peer, update: bytes, index: int, known: dict[int, int]) -> UpdateSummary:
-        outcome = self._prevalidated.pop((peer.id, index), None)
-        if isinstance(outcome, InvalidUpdate):
-            raise outcome
-        if outcome is not None:
-            return outcome
-        return validate_update(
-            update,
-            known_state=known,
-            owned_clients=self.awareness.owned_by(peer.id),
-            foreign_owned=_ForeignClients(self.awareness, peer.id, known, self._writers),
-            limits=self.limits,
-        )
+        """A very large update is validated in a worker process, so other rooms keep being served."""
+        if isinstance(item, _Incoming) and isinstance(item.event, UpdateReceived):
+            peer, update = item.peer, item.event.update
+            if len(update) > self.settings.offload_update_size and peer in self.peers:
+                await self.gate.prevalidate(peer.id, item.event.index, update, self._known())
 
     def _apply(self, peer: Peer, update: bytes, index: int) -> None:
         assert self.committer is not None
         known = self._known()
         try:
-            summary = self._validate(peer, update, index, known)
+            summary = self.gate.validate(peer.id, index, update, known)
         except UpdateAhead as exc:
             self.metrics.rejected(exc)
             peer.session.refuse(index, exc.detail)  # benign race: its next step 2 carries it again
@@ -384,8 +346,7 @@ class Room:
             self._tainted = True
             raise
         if exact:
-            for client in summary.clients:
-                self._writers.setdefault(client, peer.id)  # first writer of an id owns it while here
+            self.gate.claim(peer.id, summary.clients)
         else:  # it overlapped or skipped ahead: the clock state is re-read when next needed
             self._known_state = None
         logged = None
@@ -403,86 +364,31 @@ class Room:
         return bool(self.peers)
 
     def _apply_remote(self, record: Inbound) -> None:
-        """Apply what another node committed (never logged again here) and relay it to our peers."""
-        link = self.link
-        assert link is not None and link.tracker is not None and self.committer is not None
-        now = link.cluster.clock()
-        try:
-            match record:
-                case CommittedUpdates(first_seq, updates, _):
-                    fresh = [
-                        updates[seq - first_seq] for seq in link.tracker.fresh(first_seq, record.last_seq)
-                    ]
-                    if not fresh:
-                        return
-                    delta = self.document.apply(fresh[0] if len(fresh) == 1 else merge_updates(*fresh))
-                    link.tracker.mark(first_seq, record.last_seq, now)
-                    self.committer.tail_bytes += sum(len(update) for update in fresh)
-                case LogSnapshot(seq, data):
-                    delta = self.document.apply(data)
-                    link.tracker.advance_to(seq, now)
-                case AwarenessRelay(payload, origin):
-                    relayed = link.apply_remote_presence(
-                        self.awareness, decode_awareness(payload), origin, now
-                    )
-                    if relayed:
-                        self._broadcast(AwarenessMessage(encode_awareness(relayed)), None)
-                    return
-                case AwarenessQuery():
-                    link.answer_presence_query()
-                    return
-                case PresenceExpired(connections):
-                    gone = [entry for c in connections for entry in self.awareness.release(c)]
-                    if gone:
-                        self._broadcast(AwarenessMessage(encode_awareness(gone)), None)
-                    return
-                case _:
-                    return
-        except ApplyFailed:
-            log.warning("room %r tainted by a failed remote apply; rebuilding it from the log", self.name)
+        """What another node committed (never logged again here) or announced, relayed to our peers."""
+        assert self.link is not None and self.committer is not None
+        outcome = apply_remote(self.link, self.document, self.awareness, record, self.name)
+        self.committer.tail_bytes += outcome.applied_bytes
+        if outcome.tainted:
             self._tainted = True
             return
-        except DecodeError as exc:
-            log.warning("room %r: ignoring a malformed remote awareness update: %s", self.name, exc)
-            return
-        self._known_state = None
-        if delta:
-            self._broadcast(SyncUpdate(delta), None)
+        if outcome.changed:
+            self._known_state = None
+        if outcome.delta:
+            self._broadcast(SyncUpdate(outcome.delta), None)
+        if outcome.presence:
+            self._broadcast(AwarenessMessage(encode_awareness(outcome.presence)), None)
 
     def _forward_event(self, event: DocumentEvent) -> None:
         """Comment/session events reach the connections that speak cocreate's extensions."""
-        payload = encode_message(EventMessage(event.kind, json.dumps(event.data, separators=(",", ":"))))
-        for peer in list(self.peers):
-            if peer.session.acks:
-                peer.write_frame(binary_frame(peer.prefix + payload))
+        body = json.dumps(event.data, separators=(",", ":"))
+        broadcast([p for p in self.peers if p.session.acks], encode_message(EventMessage(event.kind, body)))
 
     def _broadcast(self, message: Message, exclude: Peer | None) -> None:
-        """Encode once per wire prefix (in practice once), write to every peer but `exclude`."""
-        payload = encode_message(message)
-        frames: dict[bytes, bytes] = {}
-        delivered = 0
-        for peer in list(self.peers):
-            if peer is not exclude:
-                frame = frames.get(peer.prefix)
-                if frame is None:
-                    frame = frames[peer.prefix] = binary_frame(peer.prefix + payload)
-                peer.write_frame(frame)
-                delivered += 1
+        delivered = broadcast(list(self.peers), encode_message(message), exclude)
         if delivered:
             self.metrics.fanout_deliveries.inc(delivered)
 
     # -- loading and failures ---------------------------------------------------------------
-    async def _resolve_record(self) -> DocumentRecord:
-        record = await self.storage.get_document(self.name)
-        if record is None:
-            try:
-                record = await self.storage.create_document(self.name, self.clock())
-            except DocumentExists:
-                record = await self.storage.get_document(self.name)
-        if record is None:
-            raise StorageError(f"document {self.name!r} vanished while being created")
-        return record
-
     async def _load(self) -> None:
         assert self.record is not None and self.committer is not None
         state = await load_state(self.storage, self.record.id, page_size=self.settings.load_page_size)
@@ -526,27 +432,3 @@ class Room:
 
 def _nothing() -> None:
     return None
-
-
-class _ForeignClients:
-    """Client ids whose future `peer_id` may not write (for the validator): those claimed by another
-    live connection, through its awareness announcement or by having written them first. An id whose
-    client is offline is unclaimed (see the closing note: binding ids to authenticated authors)."""
-
-    __slots__ = ("_awareness", "_known", "_peer_id", "_writers")
-
-    def __init__(
-        self, awareness: AwarenessRegistry, peer_id: int, known: dict[int, int], writers: dict[int, int]
-    ) -> None:
-        self._awareness = awareness
-        self._peer_id = peer_id
-        self._known = known
-        self._writers = writers
-
-    def __contains__(self, client_id: object) -> bool:
-        if not isinstance(client_id, int):
-            return False
-        owner = self._awareness.owner_of(client_id)
-        if owner is None or is_remote_connection(owner):  # presence relayed from another node claims nothing
-            owner = self._writers.get(client_id)
-        return owner is not None and owner != self._peer_id

@@ -13,8 +13,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from client import connect
 from crdt.errors import DecodeError, InvalidUpdate, MessageTooLarge, UpdateAhead
+from server.epochs import StaleCopy
+from server.limits import DocumentFull
 from server.metrics import Metrics
-from server.room import DocumentFull, StaleCopy
 from tests.support.http import request
 from tests.support.server_process import running_server
 
