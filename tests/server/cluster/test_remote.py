@@ -16,7 +16,8 @@ from tests.server.cluster.test_room_link import FakeCluster, remote_edits
 
 
 def linked() -> tuple[RoomLink, Document, AwarenessRegistry]:
-    link = RoomLink(FakeCluster(), "doc-id", MemoryStorage(), lambda _: None, lambda: True, lambda: None)
+    cluster: Any = FakeCluster()
+    link = RoomLink(cluster, "doc-id", MemoryStorage(), lambda _: None, lambda: True, lambda: None)
     link.loaded(0)
     return link, Document(), AwarenessRegistry()
 
@@ -46,7 +47,8 @@ def test_a_row_pycrdt_cannot_apply_taints_the_room() -> None:
 def test_remote_presence_is_relayed_and_malformed_presence_ignored() -> None:
     link, document, awareness = linked()
     entry = AwarenessEntry(31, 1, '{"user":{"name":"Ada"}}')
-    relayed = apply_remote(link, document, awareness, AwarenessRelay(encode_awareness([entry]), "there"), "doc")
+    record = AwarenessRelay(encode_awareness([entry]), "there")
+    relayed = apply_remote(link, document, awareness, record, "doc")
     assert relayed.presence == [entry] and not relayed.changed
     assert awareness.owner_of(31) is not None
     garbage = apply_remote(link, document, awareness, AwarenessRelay(b"\xff\xff", "there"), "doc")
