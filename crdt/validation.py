@@ -40,8 +40,9 @@
 # Not covered here (the room must handle it): errors that need the document, such as a parent id
 # naming an item that is not a shared type (the non-atomic repro), pass validation and make
 # pycrdt raise part-way through `apply_update` (not atomic: rebuild the room from its log). Type
-# nesting is checked per update only: many updates can still build a chain deep enough to crash
-# yrs. Struct runs that start past K[c] (gaps) are allowed within R2: yrs keeps them pending.
+# nesting is checked per update here; chains built across updates are bounded by the room with
+# `crdt.type_depth` (the same `max_type_depth`, document-wide). Struct runs that start past K[c]
+# (gaps) are allowed within R2: yrs keeps them pending.
 
 from __future__ import annotations
 

@@ -11,11 +11,12 @@ from time import perf_counter
 from typing import TYPE_CHECKING
 
 from crdt.awareness import AwarenessRegistry, decode_awareness, encode_awareness
-from crdt.document import Document
+from crdt.document import Document, encode_state_vector
 from crdt.errors import ApplyFailed, CoreError, InvalidUpdate, UpdateAhead
 from crdt.messages import AwarenessMessage, Epoch, Message, SyncStep1, SyncUpdate, encode_message
 from crdt.messages import DocumentEvent as EventMessage
 from crdt.sync import AwarenessQueried, AwarenessReceived, Event, SyncRequested, UpdateReceived, WriteRefused
+from crdt.type_depth import TypeDepths
 from crdt.validation import UpdateLimits, validate_state_vector
 from persistence.base import DocumentRecord, NewUpdate, Storage, StorageError
 from server.cluster.link import Inbound, RoomLink
@@ -113,6 +114,7 @@ class Room:
         self._tainted = False
         self._shutdown: tuple[int, str] | None = None
         self.gate = WriteGate(self.awareness, self.limits)
+        self.type_depths = TypeDepths(self.limits.max_type_depth)
 
     # -- called by transports and the registry -----------------------------------------
     def join(self, peer: Peer) -> None:
@@ -308,6 +310,12 @@ class Room:
             case WriteRefused():
                 pass  # the session already told the peer
 
+    def _read_client(self, client: int, from_clock: int) -> bytes:
+        """The document's structs of `client` from `from_clock` on, as an update (for type depths)."""
+        state = dict(self._known())
+        state[client] = from_clock
+        return self.document.diff(encode_state_vector(state))
+
     def _known(self) -> dict[int, int]:
         if self._known_state is None:
             self._known_state = self.document.clock_state()
@@ -338,6 +346,12 @@ class Room:
         if summary.struct_count and self.committer.stored_bytes > self.settings.max_document_size:
             peer.session.refuse(index, DocumentFull.reason)
             raise DocumentFull(f"over {self.settings.max_document_size} bytes")
+        if summary.type_count:  # shared types: their nesting across updates is bounded too
+            try:
+                self.type_depths.admit(update, self._read_client)
+            except InvalidUpdate as exc:
+                peer.session.refuse(index, exc.detail)
+                raise
         try:  # a live edit takes the fresh path: the update itself is exactly what is new
             delta, exact = self.document.integrate(update, summary, known)
         except ApplyFailed as exc:
@@ -396,6 +410,7 @@ class Room:
         self.document = state.document
         self.committer.reset(state)
         self._known_state = None
+        self.type_depths = TypeDepths(self.limits.max_type_depth)
         if self.link is not None:
             self.link.loaded(state.last_seq)
 

@@ -48,6 +48,7 @@ from client.client import Client
 from crdt.awareness import NULL_STATE, AwarenessEntry, AwarenessLimits, decode_awareness, encode_awareness
 from crdt.lib0 import encode_var_bytes, encode_var_string, encode_var_uint
 from crdt.messages import AwarenessMessage, SyncStep1, SyncStep2, SyncUpdate, decode_message, encode_message
+from crdt.validation import UpdateLimits
 from tests.support.canary import Canary, CanaryReport
 from tests.support.server_process import ServerProcess, running_server
 from tests.support.wsraw import (
@@ -577,6 +578,31 @@ async def test_clock_poisoning_repro_leaves_the_victims_edits_intact(arena: Aren
         late: Doc[Any] = Doc()
         async with connect(case.url, late):
             assert str(late.get("victim", type=Text)) == "real edit of client 1234"
+
+
+async def test_a_type_chain_built_one_level_per_update_is_refused_at_the_depth_limit(arena: Arena) -> None:
+    """yrs dies (SIGSEGV) deleting a chain of ~40,000 nested maps; each update here nests one more
+    level, which the per-update validator alone would accept for ever."""
+    source: Doc[Any] = Doc(client_id=5150)
+    updates: list[bytes] = []
+    source.observe(lambda event: updates.append(event.update))
+    inner = source.get("chain", type=Map)
+    for _ in range(UpdateLimits().max_type_depth + 8):
+        child: Map = Map()
+        inner["c"] = child
+        inner = child
+    async with arena.case("type chain across updates") as case:
+        async with ws_connect(acks(case.url), max_size=None) as ws:
+            for update in updates:
+                with contextlib.suppress(ConnectionClosed):
+                    await ws.send(encode_message(SyncUpdate(update)))
+            assert await closed(ws) == 1007
+        late: Doc[Any] = Doc()
+        async with connect(case.url, late):
+            depth, level = 0, late.get("chain", type=Map)
+            while "c" in level:
+                level, depth = level["c"], depth + 1
+            assert depth == UpdateLimits().max_type_depth  # every level up to the limit, none beyond
 
 
 def _gc(client: int, clock: int, length: int) -> bytes:
