@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import base64
 import json
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from crdt.history import Change, HistoryFold
 from crdt.history_views import Activity, diff, summarize
-from crdt.replay import JOIN, LEAVE, STATE, UPDATE, Frame
-from persistence.base import DocumentRecord
+from crdt.replay import EVENT, JOIN, LEAVE, STATE, UPDATE, Frame
+from persistence.base import DocumentRecord, StoredUpdate
 from persistence.history import JOIN as P_JOIN
 from persistence.history import LEAVE as P_LEAVE
 from persistence.history import HistoryStore
@@ -173,7 +174,7 @@ async def summary_view(
 @dataclass(frozen=True, slots=True)
 class Recording:
     """What a replay plays: the presence standing when the window opens (STATE frames), then the
-    updates of the window and the presence recorded meanwhile, in time order."""
+    updates of the window and the presence and comment events recorded meanwhile, in time order."""
 
     initial: list[Frame]
     frames: list[Frame]
@@ -205,9 +206,36 @@ async def recording(
             elif frame.kind == LEAVE:
                 for client in frame.clients:
                     standing.pop(client, None)
+    out.extend(await _event_frames(history, record, after_seq, until_seq, start, rows))
     out.sort(key=lambda f: (f.at, f.kind != UPDATE, f.seq))
     initial = [f for f in standing.values() if f.state not in (None, "null")]
     return Recording(initial, out)
+
+
+async def _event_frames(
+    history: HistoryService,
+    record: DocumentRecord,
+    after_seq: int,
+    until_seq: int,
+    start: float | None,
+    rows: Sequence[StoredUpdate],
+) -> list[Frame]:
+    """Comment events after the window's first moment and before the next row after it (a thread
+    opened after the last edit of the log belongs to the window that ends there). `seq`: the last
+    row committed before the event; `data` as the event went out live (`seq` is the event row's)."""
+    bound = await history.time_of(record, until_seq + 1) if until_seq < record.last_seq else None
+    times = [r.created_at for r in rows]
+    found = []
+    for row in await history.comments.read_events(record.id):
+        if not row.kind.startswith("comment.") or (start is not None and row.created_at <= start):
+            continue
+        if bound is not None and row.created_at >= bound:
+            continue
+        at = bisect_right(times, row.created_at)
+        seq = rows[at - 1].seq if at else after_seq
+        data = json.dumps({"seq": row.seq, **json.loads(row.data)}, separators=(",", ":"), ensure_ascii=False)
+        found.append(Frame(row.created_at, seq, row.author, EVENT, event=row.kind, data=data))
+    return found
 
 
 async def presence_frames(
@@ -259,4 +287,7 @@ def frame_view(frame: Frame, offset: float, changes: list[dict[str, Any]] | None
         view["state"] = json.loads(frame.state) if frame.state else None
     elif frame.kind == LEAVE:
         view["clients"] = list(frame.clients)
+    elif frame.kind == EVENT:
+        view["event"] = frame.event
+        view["data"] = json.loads(frame.data)
     return view

@@ -141,6 +141,16 @@ async def test_timeline_authors_counts_and_pages(api: Api) -> None:
 async def test_diff_changes_and_frames(api: Api) -> None:
     texts = texts_after_each(api.rows)
     low, high = len(api.rows) // 6, len(api.rows) * 3 // 4
+    api.hub.clock = lambda: api.rows[4].created_at + 0.1  # a thread opened between rows 5 and 6
+    thread = await api.ok(
+        "POST",
+        f"{BASE}/threads",
+        COMMENTER,
+        201,
+        json={"root": "t", "range": {"start": 0, "end": 1}, "body": "hm"},
+    )
+    api.hub.clock = lambda: api.rows[-1].created_at + 60  # a reply after the last edit of the log
+    await api.ok("POST", f"{BASE}/threads/{thread['id']}/comments", COMMENTER, 201, json={"body": "ok"})
     diff = await api.ok("GET", f"{BASE}/history/diff?from_seq={low}&to_seq={high}")
     added = sum(len(h["text"]) for h in diff["hunks"] if h["kind"] == "added")
     removed = sum(len(h["text"]) for h in diff["hunks"] if h["kind"] == "removed")
@@ -152,7 +162,17 @@ async def test_diff_changes_and_frames(api: Api) -> None:
     frames = [json.loads(line) for line in reply.body.splitlines()]
     assert [f["seq"] for f in frames if f["kind"] == "update"] == list(range(1, high + 1))
     assert [f["offset"] for f in frames] == sorted(f["offset"] for f in frames)
-    assert all("changes" in f for f in frames)
+    assert all("changes" in f for f in frames if f["kind"] == "update")
+    (event,) = [f for f in frames if f["kind"] == "event"]  # the reply came after this window
+    assert (event["event"], event["seq"], event["author"]) == ("comment.thread_created", 5, "cam")
+    assert event["data"]["thread"]["id"] == thread["id"] and event["data"]["comment"]["body"] == "hm"
+    at = frames.index(event)
+    assert [(f["kind"], f["seq"]) for f in (frames[at - 1], frames[at + 1])] == [("update", 5), ("update", 6)]
+    whole = await api.ok("GET", f"{BASE}/history/frames?from_seq=5")
+    events = [(f["event"], f["seq"]) for f in whole["frames"] if f["kind"] == "event"]
+    assert events == [("comment.thread_created", 5), ("comment.added", len(api.rows))]
+    later = await api.ok("GET", f"{BASE}/history/frames?from_seq=6")
+    assert [f["event"] for f in later["frames"] if f["kind"] == "event"] == ["comment.added"]
 
 
 async def test_sessions_bookmarks_and_summary(api: Api) -> None:
