@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from crdt.history import Change, HistoryFold
-from crdt.history_views import Activity, diff, summarize
+from crdt.history_views import Activity, Burst, diff, summarize
 from crdt.replay import EVENT, JOIN, LEAVE, STATE, UPDATE, Frame
 from persistence.base import DocumentRecord, StoredUpdate
 from persistence.history import JOIN as P_JOIN
@@ -71,8 +71,11 @@ async def timeline(
     fold, builder = await history.bursts(record, gap)
     entries: list[dict[str, Any]] = []
     authors: dict[str, dict[str, int]] = {}
-    for burst in builder.bursts():
-        if (since is not None and burst.end < since) or (until is not None and burst.start > until):
+    for whole in builder.bursts():
+        if (since is not None and whole.end < since) or (until is not None and whole.start > until):
+            continue
+        burst = _clipped(fold, whole, since, until)
+        if burst is None:
             continue
         totals = authors.setdefault(burst.author, {"bursts": 0, "updates": 0, "inserted": 0, "deleted": 0})
         totals["bursts"] += 1
@@ -110,6 +113,26 @@ async def timeline(
         "entries": entries[offset : offset + limit],
         "next": offset + limit if offset + limit < len(entries) else None,
     }
+
+
+def _clipped(fold: HistoryFold, burst: Burst, since: float | None, until: float | None) -> Burst | None:
+    """The part of `burst` within [since, until]: its counts and span from its rows in the window
+    (None when none is). Only bursts crossing an end of the window are recounted."""
+    if (since is None or burst.start >= since) and (until is None or burst.end <= until):
+        return burst
+    part: Burst | None = None
+    names, seqs, times = fold.authors, fold.seqs, fold.times
+    for row in range(fold.row_of_seq(burst.first_seq), fold.row_of_seq(burst.last_seq) + 1):
+        moment = times[row]
+        if names[fold.row_author[row]] != burst.author or not _within(moment, since, until):
+            continue  # the rows of this author between its first and last seq are the burst's own
+        if part is None:
+            part = Burst(burst.author, seqs[row], seqs[row], moment, moment, 0, 0, 0)
+        part.last_seq, part.end = seqs[row], max(part.end, moment)
+        part.updates += 1
+        part.inserted += fold.inserted[row]
+        part.deleted += fold.deleted[row]
+    return part
 
 
 async def diff_view(

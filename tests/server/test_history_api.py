@@ -136,6 +136,22 @@ async def test_timeline_authors_counts_and_pages(api: Api) -> None:
     assert sum(e["updates"] for e in entries) == len(api.rows)
     assert [e["time"] for e in entries] == sorted(e["time"] for e in entries)
     assert (await api("GET", f"{BASE}/history/timeline?kinds=nope")).status == 422
+    # a window cutting through bursts (gap 1000 s: few, long bursts): only the rows inside count
+    since, until = api.rows[len(api.rows) // 3].created_at, api.rows[len(api.rows) * 2 // 3].created_at - 0.1
+    inside = [(r, i) for i, r in enumerate(api.rows) if since <= r.created_at <= until]
+    query = f"gap=1000&kinds=edit&limit=1000&from={since}&to={until}"
+    windowed = await api.ok("GET", f"{BASE}/history/timeline?{query}")
+    expected = {a: sum(1 for r, _ in inside if r.author == a) for a in {r.author for r, _ in inside}}
+    assert {a: t["updates"] for a, t in windowed["authors"].items()} == expected
+    assert sum(t["inserted"] for t in windowed["authors"].values()) == sum(
+        fold.inserted[i] for _, i in inside
+    )
+    assert sum(t["deleted"] for t in windowed["authors"].values()) == sum(fold.deleted[i] for _, i in inside)
+    for entry in windowed["entries"]:
+        assert since <= entry["time"] and entry["seconds"] <= until - since
+        assert api.rows[entry["first_seq"] - 1].created_at >= since
+        assert api.rows[entry["last_seq"] - 1].created_at <= until
+    assert sum(e["updates"] for e in windowed["entries"]) == len(inside)
 
 
 async def test_diff_changes_and_frames(api: Api) -> None:
