@@ -229,7 +229,7 @@ async def recording(
             elif frame.kind == LEAVE:
                 for client in frame.clients:
                     standing.pop(client, None)
-    out.extend(await _event_frames(history, record, after_seq, until_seq, start, rows))
+    out.extend(await _event_frames(history, record, after_seq, until_seq, rows))
     out.sort(key=lambda f: (f.at, f.kind != UPDATE, f.seq))
     initial = [f for f in standing.values() if f.state not in (None, "null")]
     return Recording(initial, out)
@@ -240,17 +240,19 @@ async def _event_frames(
     record: DocumentRecord,
     after_seq: int,
     until_seq: int,
-    start: float | None,
     rows: Sequence[StoredUpdate],
 ) -> list[Frame]:
-    """Comment events after the window's first moment and before the next row after it (a thread
-    opened after the last edit of the log belongs to the window that ends there). `seq`: the last
-    row committed before the event; `data` as the event went out live (`seq` is the event row's)."""
+    """Comment events of log rows (after_seq, until_seq]: an event belongs to the last row logged
+    before it (its frame's `seq`), so adjacent windows share none, and one before the first row
+    goes with the window from 0. `data` is the object as it went out live (`seq`: the event row)."""
+    if after_seq > 0 and not rows:
+        return []
+    low = rows[0].created_at if after_seq > 0 else None  # the first row of the window
     bound = await history.time_of(record, until_seq + 1) if until_seq < record.last_seq else None
     times = [r.created_at for r in rows]
     found = []
     for row in await history.comments.read_events(record.id):
-        if not row.kind.startswith("comment.") or (start is not None and row.created_at <= start):
+        if not row.kind.startswith("comment.") or (low is not None and row.created_at < low):
             continue
         if bound is not None and row.created_at >= bound:
             continue

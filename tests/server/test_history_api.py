@@ -184,11 +184,18 @@ async def test_diff_changes_and_frames(api: Api) -> None:
     assert event["data"]["thread"]["id"] == thread["id"] and event["data"]["comment"]["body"] == "hm"
     at = frames.index(event)
     assert [(f["kind"], f["seq"]) for f in (frames[at - 1], frames[at + 1])] == [("update", 5), ("update", 6)]
-    whole = await api.ok("GET", f"{BASE}/history/frames?from_seq=5")
-    events = [(f["event"], f["seq"]) for f in whole["frames"] if f["kind"] == "event"]
-    assert events == [("comment.thread_created", 5), ("comment.added", len(api.rows))]
-    later = await api.ok("GET", f"{BASE}/history/frames?from_seq=6")
-    assert [f["event"] for f in later["frames"] if f["kind"] == "event"] == ["comment.added"]
+    events = {}  # windows that meet share no event: each goes with the last row logged before it
+    for window in ("to_seq=4", "from_seq=4&to_seq=5", "from_seq=5&to_seq=6", f"from_seq=6&to_seq={high}",
+                   f"from_seq={high}"):  # fmt: skip
+        view = await api.ok("GET", f"{BASE}/history/frames?{window}")
+        events[window] = [(f["event"], f["seq"]) for f in view["frames"] if f["kind"] == "event"]
+    assert events == {
+        "to_seq=4": [],
+        "from_seq=4&to_seq=5": [("comment.thread_created", 5)],
+        "from_seq=5&to_seq=6": [],
+        f"from_seq=6&to_seq={high}": [],
+        f"from_seq={high}": [("comment.added", len(api.rows))],
+    }
 
 
 async def test_sessions_bookmarks_and_summary(api: Api) -> None:
