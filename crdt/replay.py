@@ -12,7 +12,7 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-UPDATE, JOIN, LEAVE, STATE = "update", "join", "leave", "state"
+UPDATE, JOIN, LEAVE, STATE, EVENT = "update", "join", "leave", "state", "event"
 MAX_SPEED = 10_000.0
 
 
@@ -20,7 +20,8 @@ MAX_SPEED = 10_000.0
 class Frame:
     """One recorded thing to re-play. `seq`: the log row (updates) or the last committed row when
     the presence sample was taken. STATE frames carry an awareness state (JSON text, "null" when
-    the client cleared it); LEAVE frames the awareness clients the closing connection held."""
+    the client cleared it); LEAVE frames the awareness clients the closing connection held; EVENT
+    frames a comment event (`event`: its kind, `data`: its JSON object as sent live)."""
 
     at: float
     seq: int
@@ -30,6 +31,8 @@ class Frame:
     client_id: int | None = None
     state: str | None = None
     clients: tuple[int, ...] = ()
+    event: str = ""
+    data: str = ""
 
 
 def story_times(times: Sequence[float], max_gap: float) -> list[float]:

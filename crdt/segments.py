@@ -6,7 +6,8 @@
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterator
 
 from crdt.ystructs import ANY, DELETED, FORMAT, GC, ID
 
@@ -113,6 +114,20 @@ class Sequence:
             return block.segs[i - 1]
         return self.blocks[block.index - 1].segs[-1] if block.index else None
 
+    def before(self, seg: Seg) -> Iterator[Seg]:
+        """The segments before `seg`, nearest first (one index lookup, then steps)."""
+        block = seg.block
+        assert block is not None
+        i = block.segs.index(seg)
+        while True:
+            segs = block.segs
+            for j in range(i - 1, -1, -1):
+                yield segs[j]
+            if not block.index:
+                return
+            block = self.blocks[block.index - 1]
+            i = len(block.segs)
+
     def insert_after(self, left: Seg | None, seg: Seg) -> None:
         if left is None:
             if not self.blocks:
@@ -200,6 +215,44 @@ class ClockIndex:
             self.segs.insert(b + 1, self.segs[b][half:])
             del starts[half:], self.segs[b][half:]
             self.firsts.insert(b + 1, self.starts[b + 1][0])
+
+
+class ClockRanges:
+    """Disjoint [start, end) clock ranges of one client, touching ones merged (the deleted ones:
+    an update carries its author's whole delete set, so most of it was applied before)."""
+
+    def __init__(self) -> None:
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+
+    def gaps(self, start: int, end: int) -> list[tuple[int, int]]:
+        """The parts of [start, end) outside every range, ascending."""
+        out: list[tuple[int, int]] = []
+        starts, ends = self.starts, self.ends
+        i = bisect_right(starts, start) - 1
+        if i >= 0 and ends[i] > start:
+            start = ends[i]
+        i += 1
+        while start < end:
+            if i < len(starts) and starts[i] < end:
+                if starts[i] > start:
+                    out.append((start, starts[i]))
+                start = max(start, ends[i])
+                i += 1
+            else:
+                out.append((start, end))
+                break
+        return out
+
+    def add(self, start: int, end: int) -> None:
+        if start >= end:
+            return
+        i = bisect_left(self.ends, start)  # the first range ending at or after `start`
+        j = bisect_right(self.starts, end)  # past the last range starting at or before `end`
+        if i < j:
+            start, end = min(start, self.starts[i]), max(end, self.ends[j - 1])
+        self.starts[i:j] = [start]
+        self.ends[i:j] = [end]
 
 
 def code_point_offset(text: str, units: int) -> int:

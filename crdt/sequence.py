@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from crdt.segments import ClockIndex, Seg, Sequence, Slot, code_point_offset, units_of
+from crdt.segments import ClockIndex, ClockRanges, Seg, Sequence, Slot, code_point_offset, units_of
 from crdt.ystructs import DELETED, EMBED, FORMAT, GC, ID, STRING, TYPE, TYPE_NAMES, Struct, decode_update
 
 SEGMENT_MAX_UNITS = 512  # extending a segment in place copies its text: bound the copy
@@ -86,6 +86,7 @@ class Integrator:
     def __init__(self) -> None:
         self.sequences: dict[str | ID, Sequence] = {}
         self.clients: dict[int, ClockIndex] = {}
+        self.deleted: dict[int, ClockRanges] = {}  # clocks of items known deleted, per client
         self.next_clock: dict[int, int] = {}
         self.types: dict[ID, str] = {}
         self.map_roots: set[str] = set()
@@ -221,13 +222,9 @@ class Integrator:
         )
 
     def _left_char(self, sequence: Sequence, seg: Seg) -> tuple[Seg, int] | None:
-        left = sequence.prev_of(seg)
-        for _ in range(NEIGHBOUR_SCAN):
-            if left is None:
-                return None
+        for left, _ in zip(sequence.before(seg), range(NEIGHBOUR_SCAN), strict=False):
             if left.visible:
                 return left, left.clock + left.length - 1
-            left = sequence.prev_of(left)
         return None
 
     def _new_seg(self, struct: Struct, owner: Sequence | Slot | None) -> Seg:
@@ -322,11 +319,25 @@ class Integrator:
 
     # -- deletion ----------------------------------------------------------------------------
     def delete(self, client: int, clock: int, length: int) -> list[Removed]:
-        """Mark items [clock, clock + length) of `client` deleted; the visible parts removed."""
+        """Mark items [clock, clock + length) of `client` deleted; the visible parts removed.
+        Clocks already deleted are skipped without a walk: updates made with a state vector
+        (`encodeStateAsUpdate(doc, sv)`) repeat their author's whole delete set every time."""
         index = self.clients.get(client)
         removed: list[Removed] = []
-        end = clock + length
-        while index is not None and clock < end:
+        if index is None:
+            return removed
+        done = self.deleted.get(client)
+        if done is None:
+            done = self.deleted[client] = ClockRanges()
+        for start, end in done.gaps(clock, clock + length):
+            self._delete_range(index, done, start, end, removed)
+        return removed
+
+    def _delete_range(
+        self, index: ClockIndex, done: ClockRanges, clock: int, end: int, removed: list[Removed]
+    ) -> None:
+        """Walk the known items of [clock, end); record the clocks walked as deleted."""
+        while clock < end:
             seg = index.find(clock)
             if seg is None:
                 seg = index.following(clock)
@@ -337,6 +348,7 @@ class Integrator:
             if seg.clock + seg.length > end:
                 self._split(seg, end - seg.clock)
             clock = seg.clock + seg.length
+            done.add(seg.clock, clock)  # only clocks of known items: later ones may still arrive
             if seg.deleted:
                 continue
             owner = seg.owner
@@ -347,4 +359,3 @@ class Integrator:
                 removed.append(Removed(owner, position, seg.content(), seg.client, seg.clock))
             else:
                 seg.deleted = True
-        return removed

@@ -81,6 +81,9 @@ class Storage(Protocol):
 
     async def get_document(self, name: str) -> DocumentRecord | None: ...
 
+    async def live_documents_by_id(self, document_ids: Sequence[str]) -> dict[str, DocumentRecord]:
+        """The live documents among `document_ids`, by id (deleted and unknown ones are left out)."""
+
     async def list_documents(
         self, prefix: str = "", after: str = "", limit: int = 100
     ) -> list[DocumentRecord]:

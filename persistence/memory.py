@@ -80,6 +80,10 @@ class MemoryStorage:
         document_id = self._live.get(name)
         return None if document_id is None else self._by_id[document_id].record
 
+    async def live_documents_by_id(self, document_ids: Sequence[str]) -> dict[str, DocumentRecord]:
+        found = (self._by_id.get(i) for i in document_ids)
+        return {e.record.id: e.record for e in found if e is not None and not e.deleted}
+
     async def list_documents(
         self, prefix: str = "", after: str = "", limit: int = 100
     ) -> list[DocumentRecord]:

@@ -21,6 +21,7 @@ from persistence.comments import (
     CommentNotFound,
     CommentRecord,
     CommentStore,
+    Mention,
     NewEvent,
     Reaction,
     ThreadRecord,
@@ -251,16 +252,27 @@ class Comments:
         self, record: DocumentRecord, user: str, limit: int, before: float | None
     ) -> list[dict[str, Any]]:
         found = await self.store.mentions_of(user, record.id, limit, before)
-        return [
-            {
-                "user": m.user_id,
-                "thread": m.thread_id,
-                "comment": m.comment_id,
-                "author": m.author,
-                "created_at": iso(m.created_at),
-            }
-            for m in found
-        ]
+        return [_mention_view(m) for m in found]
+
+    async def mentions_everywhere(
+        self, who: Identity, limit: int, before: float | None
+    ) -> tuple[list[dict[str, Any]], float | None]:
+        """`who`'s own mentions in every live document they may still read, newest first; and the
+        `before` of the next page (None: no more). A page may hold fewer than `limit` (mentions in
+        documents they lost access to are left out) and still have a next one."""
+        found = await self.store.mentions_of(who.user_id, None, limit, before)
+        records = await self.hub.storage.live_documents_by_id([m.document_id for m in found])
+        roles: dict[str, Role] = {}
+        views = []
+        for mention in found:
+            record = records.get(mention.document_id)
+            if record is None:
+                continue
+            if record.name not in roles:
+                roles[record.name] = await self.hub.authenticator.role(who, record.name)
+            if roles[record.name] >= Role.VIEWER:
+                views.append({"document": record.name, **_mention_view(mention)})
+        return views, (found[-1].created_at if len(found) == limit else None)
 
     # -- helpers ------------------------------------------------------------------------------
     async def _thread(self, record: DocumentRecord, thread_id: str) -> ThreadRecord:
@@ -359,3 +371,13 @@ def _anchored(make: Callable[[], T]) -> T:
 def _placed(placement: Placement, unit: Unit) -> Resolution:
     start, end = placement.offsets(unit)
     return Resolution(start, end, placement.quote, orphaned=False)
+
+
+def _mention_view(mention: Mention) -> dict[str, Any]:
+    return {
+        "user": mention.user_id,
+        "thread": mention.thread_id,
+        "comment": mention.comment_id,
+        "author": mention.author,
+        "created_at": iso(mention.created_at),
+    }

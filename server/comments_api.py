@@ -26,7 +26,7 @@ from server.comment_shapes import (
 )
 from server.comments import Comments
 from server.events import DocumentEvent
-from server.http import HTTPError, JSONResponse, document_name, read_json, require
+from server.http import HTTPError, JSONResponse, document_name, identify, read_json, require
 from server.hub import Hub
 
 MAX_REQUEST_BYTES = 64 * 1024
@@ -121,13 +121,23 @@ def routes(hub: Hub) -> list[Route]:
         return react
 
     async def mentions(request: Request) -> Response:
-        record, who, _ = await enter(request, Role.VIEWER)
+        record, who, role = await enter(request, Role.VIEWER)
         query = request.query_params
         user = query.get("user", who.user_id)
+        if user != who.user_id and role < Role.OWNER:
+            raise CommentError(403, "forbidden", "only an owner may list another user's mentions", "user")
         limit = _int(query.get("limit", "100"), "limit", 1, 1000, text=True)
         before = _moment(query.get("before"), "before")
         found = await comments.mentions(record, user, limit, before)
         return JSONResponse({"document": record.name, "user": user, "mentions": found})
+
+    async def my_mentions(request: Request) -> Response:
+        """The caller's own mentions across the documents they may read, newest first, paged by `before`."""
+        who = await identify(hub, request)
+        query = request.query_params
+        limit = _int(query.get("limit", "100"), "limit", 1, 1000, text=True)
+        found, more = await comments.mentions_everywhere(who, limit, _moment(query.get("before"), "before"))
+        return JSONResponse({"user": who.user_id, "mentions": found, "next_before": more})
 
     async def events(request: Request) -> Response:
         record, _, _ = await enter(request, Role.VIEWER)
@@ -149,6 +159,7 @@ def routes(hub: Hub) -> list[Route]:
         Route(COMMENT + "/reactions/{emoji}", _guarded(reaction(True)), methods=["PUT"]),
         Route(COMMENT + "/reactions/{emoji}", _guarded(reaction(False)), methods=["DELETE"]),
         Route(PREFIX + "/mentions", _guarded(mentions), methods=["GET"]),
+        Route("/api/mentions", _guarded(my_mentions), methods=["GET"]),
         Route(PREFIX + "/events", _guarded(events), methods=["GET"]),
     ]
 

@@ -188,8 +188,9 @@ class HistoryService:
         return record.last_seq
 
     # -- time travel -----------------------------------------------------------------------------
-    async def state_at(self, record: DocumentRecord, seq: int) -> Doc[Any]:
-        """The document after log rows 1..seq, from the nearest checkpoint."""
+    async def state_at(self, record: DocumentRecord, seq: int, progress: Progress | None = None) -> Doc[Any]:
+        """The document after log rows 1..seq, from the nearest checkpoint; `progress` hears
+        (rows applied, rows to apply) after each page of the log."""
         doc: Doc[Any] = Doc()
         snapshot = await self.storage.latest_snapshot(record.id, at_most_seq=seq)
         at = mark = 0
@@ -198,6 +199,9 @@ class HistoryService:
             at = mark = snapshot.seq
         every = self.checkpoint_rows if self.save_checkpoints else 0
         page = self.hub.settings.load_page_size
+        base = at
+        if progress is not None:
+            progress(0, seq - base)
         while at < seq:
             rows = await self.storage.read_updates(record.id, after_seq=at, until_seq=seq, limit=page)
             if not rows:
@@ -208,6 +212,8 @@ class HistoryService:
                 if every and at - mark >= every and seq - at >= every // 4:
                     await self._checkpoint(record, doc, row.seq, row.created_at)
                     mark = at
+            if progress is not None:
+                progress(at - base, seq - base)
             await asyncio.sleep(0)
         return doc
 
@@ -216,8 +222,8 @@ class HistoryService:
         if _reloads(data):
             await self.storage.save_snapshot(record.id, Snapshot(seq, data, created_at))
 
-    async def update_at(self, record: DocumentRecord, seq: int) -> bytes:
-        return (await self.state_at(record, seq)).get_update()
+    async def update_at(self, record: DocumentRecord, seq: int, progress: Progress | None = None) -> bytes:
+        return (await self.state_at(record, seq, progress)).get_update()
 
 
 def _apply(doc: Doc[Any], data: bytes, seq: int) -> None:

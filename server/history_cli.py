@@ -1,10 +1,12 @@
-"""`cocreate history`, `cocreate export`, `cocreate replay`: read a document's history from the database."""
+"""`cocreate history|export|replay|diff|sessions|summary`: read a document's history from the database."""
 
 # These talk to the database directly (`--db URL`, default: the server's own settings and data
 # directory), not to a running server: history is read-only and the log is the source of truth,
 # so they work with the server stopped, need no token, and do the heavy folding in their own
 # process. They never write, unless `--save-checkpoints` lets seeks leave snapshots behind.
 # Moments: an integer is a log seq, `@1700000000.5` Unix seconds, anything else ISO 8601.
+# A SQLite file that does not exist is refused (a mistyped `--db` must not create a database).
+# `cocreate restore` writes, so it is not here: it asks a running server (server/restore_cli.py).
 
 from __future__ import annotations
 
@@ -16,13 +18,14 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, TextIO
 
+from server import history_cli_reports
 from server.settings import Settings
 
 if TYPE_CHECKING:  # the commands import the history machinery when they run: `cocreate token` stays light
     from persistence.base import DocumentRecord
     from server.history import HistoryService
 
-COMMANDS = ("history", "export", "replay")
+COMMANDS = ("history", "export", "replay", "diff", "sessions", "summary")
 PROGRESS_FROM = 20_000  # rows: longer jobs draw a progress bar on stderr (when it is a terminal)
 
 
@@ -55,6 +58,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     replay.add_argument("--max-gap", type=float, default=5.0, help="idle gaps are cut to this many seconds")
     replay.add_argument("--changes", action="store_true", help="add each update's changes (code points)")
     replay.add_argument("--realtime", action="store_true", help="print each frame when it is due")
+    history_cli_reports.add_parsers(sub, common)
 
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -63,6 +67,8 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     given = {k: getattr(args, k) for k in ("database_url", "data_dir") if getattr(args, k) is not None}
     try:
         settings = Settings.from_environment().with_values(given)
+        check_values(args)
+        check_database(settings.resolved_database_url())
     except ValueError as exc:
         parser.error(str(exc))
     try:
@@ -73,6 +79,32 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     except BrokenPipeError:  # the reader went away (`| head`): stop quietly
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - interpreter exit flushes stdout once more
         return 0
+
+
+def check_values(args: argparse.Namespace) -> None:
+    """Refuse numbers out of range (`ValueError`), as the HTTP routes do."""
+    from crdt.replay import check_speed
+
+    if args.command == "history" and not 0 <= args.gap <= 86400:
+        raise ValueError(f"--gap must be in [0, 86400] seconds, not {args.gap:g}")
+    if args.command == "replay":
+        try:
+            check_speed(args.speed)
+        except ValueError as exc:
+            raise ValueError(f"--{exc}, not {args.speed:g}") from None
+        if not 0 <= args.max_gap <= 86400:
+            raise ValueError(f"--max-gap must be in [0, 86400] seconds, not {args.max_gap:g}")
+
+
+def check_database(url: str) -> None:
+    """A SQLite URL must name an existing file (`ValueError` otherwise): the CLI never creates one."""
+    if not url.lower().startswith("sqlite"):
+        return
+    from persistence.sql.engine import normalize_url, sqlite_path
+
+    path = sqlite_path(normalize_url(url))
+    if path is not None and not path.expanduser().is_file():
+        raise ValueError(f"no SQLite database at {str(path)!r} (check --db / --data-dir)")
 
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
@@ -101,20 +133,23 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
                 print(json.dumps(view, indent=2, ensure_ascii=False))
             else:
                 _print_timeline(view)
+        elif args.command in history_cli_reports.COMMANDS:
+            await history_cli_reports.run(args, history, record, progress)
         elif args.command == "export":
-            seq = await history.resolve(record, *_moment_parts(args.at))
-            update = await history.update_at(record, seq)
+            seq = await history.resolve(record, *moment_parts(args.at))
+            update = await history.update_at(record, seq, progress.update)
+            progress.done()
             _print_export(update, args.format, args.root, seq)
         else:
-            after = await history.resolve(record, *_moment_parts(args.start)) if args.start else 0
-            until = await history.resolve(record, *_moment_parts(args.end)) if args.end else record.last_seq
+            after = await history.resolve(record, *moment_parts(args.start)) if args.start else 0
+            until = await history.resolve(record, *moment_parts(args.end)) if args.end else record.last_seq
             await _print_frames(history, record, after, until, args, progress)
     finally:
         await storage.close()
     return 0
 
 
-def _moment_parts(raw: str) -> tuple[int | None, float | None]:
+def moment_parts(raw: str) -> tuple[int | None, float | None]:
     """(seq, None) for an integer, (None, unix seconds) for @seconds or an ISO time."""
     from server.history import HistoryProblem, parse_moment
 
@@ -133,7 +168,7 @@ async def _time(history: HistoryService, record: DocumentRecord, raw: str | None
     """A moment as a time (a seq stands for the time its row was logged)."""
     if raw is None:
         return None
-    seq, moment = _moment_parts(raw)
+    seq, moment = moment_parts(raw)
     return moment if seq is None else await history.time_of(record, seq)
 
 
@@ -208,26 +243,33 @@ async def _print_frames(
 
 
 class Progress:
-    """A progress bar on stderr, redrawn at most ten times a second; silent for short jobs."""
+    """A progress bar on stderr, redrawn at most ten times a second. `auto`: only on a terminal and
+    for jobs of at least PROGRESS_FROM rows (decided by the first total it hears)."""
 
     def __init__(self, stream: TextIO, mode: str, total: int) -> None:
         self.stream = stream
         self.total = total
+        self.mode = mode
         self.enabled = mode == "always" or (mode == "auto" and stream.isatty() and total >= PROGRESS_FROM)
         self._drawn = 0.0
+        self._shown = False
 
     def update(self, done: int, total: int) -> None:
         self.total = max(total, 1)
+        if self.mode == "auto" and not self._shown:  # a job's own size decides (a seek near a checkpoint
+            self.enabled = self.stream.isatty() and total >= PROGRESS_FROM  # is short however long the log)
         now = time.monotonic()
         if not self.enabled or (now - self._drawn < 0.1 and done < total):
             return
         self._drawn = now
+        self._shown = True
         share = min(1.0, done / self.total)
         bar = "#" * int(share * 30)
         self.stream.write(f"\r[{bar:<30}] {share:6.1%} {done}/{self.total}")
         self.stream.flush()
 
     def done(self) -> None:
-        if self.enabled:
+        if self._shown:
             self.stream.write("\n")
             self.stream.flush()
+        self._shown = False

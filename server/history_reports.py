@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import base64
 import json
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from crdt.history import Change, HistoryFold
-from crdt.history_views import Activity, diff, summarize
-from crdt.replay import JOIN, LEAVE, STATE, UPDATE, Frame
-from persistence.base import DocumentRecord
+from crdt.history_views import Activity, Burst, diff, summarize
+from crdt.replay import EVENT, JOIN, LEAVE, STATE, UPDATE, Frame
+from persistence.base import DocumentRecord, StoredUpdate
 from persistence.history import JOIN as P_JOIN
 from persistence.history import LEAVE as P_LEAVE
 from persistence.history import HistoryStore
@@ -70,8 +71,11 @@ async def timeline(
     fold, builder = await history.bursts(record, gap)
     entries: list[dict[str, Any]] = []
     authors: dict[str, dict[str, int]] = {}
-    for burst in builder.bursts():
-        if (since is not None and burst.end < since) or (until is not None and burst.start > until):
+    for whole in builder.bursts():
+        if (since is not None and whole.end < since) or (until is not None and whole.start > until):
+            continue
+        burst = _clipped(fold, whole, since, until)
+        if burst is None:
             continue
         totals = authors.setdefault(burst.author, {"bursts": 0, "updates": 0, "inserted": 0, "deleted": 0})
         totals["bursts"] += 1
@@ -109,6 +113,26 @@ async def timeline(
         "entries": entries[offset : offset + limit],
         "next": offset + limit if offset + limit < len(entries) else None,
     }
+
+
+def _clipped(fold: HistoryFold, burst: Burst, since: float | None, until: float | None) -> Burst | None:
+    """The part of `burst` within [since, until]: its counts and span from its rows in the window
+    (None when none is). Only bursts crossing an end of the window are recounted."""
+    if (since is None or burst.start >= since) and (until is None or burst.end <= until):
+        return burst
+    part: Burst | None = None
+    names, seqs, times = fold.authors, fold.seqs, fold.times
+    for row in range(fold.row_of_seq(burst.first_seq), fold.row_of_seq(burst.last_seq) + 1):
+        moment = times[row]
+        if names[fold.row_author[row]] != burst.author or not _within(moment, since, until):
+            continue  # the rows of this author between its first and last seq are the burst's own
+        if part is None:
+            part = Burst(burst.author, seqs[row], seqs[row], moment, moment, 0, 0, 0)
+        part.last_seq, part.end = seqs[row], max(part.end, moment)
+        part.updates += 1
+        part.inserted += fold.inserted[row]
+        part.deleted += fold.deleted[row]
+    return part
 
 
 async def diff_view(
@@ -173,7 +197,7 @@ async def summary_view(
 @dataclass(frozen=True, slots=True)
 class Recording:
     """What a replay plays: the presence standing when the window opens (STATE frames), then the
-    updates of the window and the presence recorded meanwhile, in time order."""
+    updates of the window and the presence and comment events recorded meanwhile, in time order."""
 
     initial: list[Frame]
     frames: list[Frame]
@@ -205,9 +229,38 @@ async def recording(
             elif frame.kind == LEAVE:
                 for client in frame.clients:
                     standing.pop(client, None)
+    out.extend(await _event_frames(history, record, after_seq, until_seq, rows))
     out.sort(key=lambda f: (f.at, f.kind != UPDATE, f.seq))
     initial = [f for f in standing.values() if f.state not in (None, "null")]
     return Recording(initial, out)
+
+
+async def _event_frames(
+    history: HistoryService,
+    record: DocumentRecord,
+    after_seq: int,
+    until_seq: int,
+    rows: Sequence[StoredUpdate],
+) -> list[Frame]:
+    """Comment events of log rows (after_seq, until_seq]: an event belongs to the last row logged
+    before it (its frame's `seq`), so adjacent windows share none, and one before the first row
+    goes with the window from 0. `data` is the object as it went out live (`seq`: the event row)."""
+    if after_seq > 0 and not rows:
+        return []
+    low = rows[0].created_at if after_seq > 0 else None  # the first row of the window
+    bound = await history.time_of(record, until_seq + 1) if until_seq < record.last_seq else None
+    times = [r.created_at for r in rows]
+    found = []
+    for row in await history.comments.read_events(record.id):
+        if not row.kind.startswith("comment.") or (low is not None and row.created_at < low):
+            continue
+        if bound is not None and row.created_at >= bound:
+            continue
+        at = bisect_right(times, row.created_at)
+        seq = rows[at - 1].seq if at else after_seq
+        data = json.dumps({"seq": row.seq, **json.loads(row.data)}, separators=(",", ":"), ensure_ascii=False)
+        found.append(Frame(row.created_at, seq, row.author, EVENT, event=row.kind, data=data))
+    return found
 
 
 async def presence_frames(
@@ -259,4 +312,7 @@ def frame_view(frame: Frame, offset: float, changes: list[dict[str, Any]] | None
         view["state"] = json.loads(frame.state) if frame.state else None
     elif frame.kind == LEAVE:
         view["clients"] = list(frame.clients)
+    elif frame.kind == EVENT:
+        view["event"] = frame.event
+        view["data"] = json.loads(frame.data)
     return view

@@ -27,8 +27,8 @@ from crdt.awareness import (
     decode_awareness,
     encode_awareness,
 )
-from crdt.messages import AwarenessMessage, Message, SyncUpdate, encode_message
-from crdt.replay import LEAVE, STATE, UPDATE, Frame, Playhead, check_speed
+from crdt.messages import AwarenessMessage, DocumentEvent, Message, SyncUpdate, encode_message
+from crdt.replay import EVENT, LEAVE, STATE, UPDATE, Frame, Playhead, check_speed
 from crdt.restore import converge
 from persistence.base import DocumentRecord
 from server.documents import iso
@@ -45,6 +45,7 @@ _ALL = AwarenessLimits(max_entries=1_000_000)  # re-reading our own encoding: no
 
 class Viewer(Protocol):
     id: int
+    events: bool  # speaks cocreate's extension messages: gets the replayed comment events
 
     def write_frame(self, frame: bytes) -> None: ...
 
@@ -125,10 +126,11 @@ class ReplayRoom:
             self.broadcast(AwarenessMessage(encode_awareness(removed)))
         self._arm_idle()
 
-    def broadcast(self, message: Message) -> None:
+    def broadcast(self, message: Message, events_only: bool = False) -> None:
         frame = binary_frame(encode_message(message))
         for viewer in list(self.viewers):
-            viewer.write_frame(frame)
+            if viewer.events or not events_only:
+                viewer.write_frame(frame)
 
     # -- control ------------------------------------------------------------------------------
     def play(self) -> None:
@@ -203,6 +205,8 @@ class ReplayRoom:
             self._set_presence({frame.client_id: frame.state or NULL_STATE})
         elif frame.kind == LEAVE:
             self._set_presence(dict.fromkeys(frame.clients, NULL_STATE))
+        elif frame.kind == EVENT:
+            self.broadcast(DocumentEvent(frame.event, frame.data), events_only=True)
 
     def _send_document(self, update: bytes | None) -> None:
         """Send viewers `update`, or (detached) the edits that make the mirror read like the source."""

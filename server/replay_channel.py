@@ -33,8 +33,12 @@ class ReplayViewer:
         self.room = room
         self.id = next(peer_ids)
         self.author = admission.author
+        self.events = admission.acks  # `?acks=1`: speaks cocreate's extensions (replayed comment events)
         self.session = SyncSession(
-            SyncRole.SERVER, read_only=True, max_message_size=connection.hub.settings.max_message_size
+            SyncRole.SERVER,
+            read_only=True,
+            acks=self.events,  # refusals of its writes are told to clients that understand them
+            max_message_size=connection.hub.settings.max_message_size,
         )
         room.enter(self)
         self.session.send(SyncStep1(room.mirror.get_state()))

@@ -208,6 +208,17 @@ class SqlStorage:
                 row = result.first()
         return None if row is None else _record(row)
 
+    async def live_documents_by_id(self, document_ids: Sequence[str]) -> dict[str, DocumentRecord]:
+        self._require_open()
+        wanted = sorted(set(document_ids))
+        if not wanted:
+            return {}
+        with translated("reading documents", self.where):
+            async with self._db.read() as conn:
+                result = await conn.execute(select(*_RECORD_COLUMNS).where(documents.c.id.in_(wanted), _LIVE))
+                records = [_record(row) for row in result]
+        return {record.id: record for record in records}
+
     async def list_documents(
         self, prefix: str = "", after: str = "", limit: int = 100
     ) -> list[DocumentRecord]:

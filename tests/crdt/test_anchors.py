@@ -177,6 +177,41 @@ def test_deleting_all_of_it_orphans_and_an_undo_elsewhere_brings_it_back() -> No
     assert span(doc, moved.anchor) == (4, 10, f"tw!\u00f6 {EMOJI}")
 
 
+def test_undo_redo_undo_orphans_and_brings_back_the_range_each_time() -> None:
+    doc, _ = text_doc(f"keep {EMOJI} this caf\u00e9 part, and the rest")
+    made = anchor_range(doc, "t", 7, 21, "codepoint")  # "this café part"
+    editor: Doc[Any] = Doc()
+    editor.apply_update(doc.get_update())
+    edited = editor.get("t", type=Text)
+    undo = UndoManager(scopes=[edited], capture_timeout_millis=0)
+    delete(edited, 5, 22)  # "😀 this café part," and around: more than the range
+
+    def synced() -> None:
+        doc.apply_update(editor.get_update(doc.get_state()))
+
+    synced()
+    assert resolve(doc, [made.anchor], "codepoint")[0].orphaned
+    assert reattach(doc, made.anchor, made.quote) is None
+    assert undo.undo()  # back, as new characters
+    synced()
+    first = reattach(doc, made.anchor, made.quote)
+    assert first is not None and first.offsets("codepoint") == (7, 21) and first.quote == made.quote
+    assert span(doc, first.anchor) == (7, 21, made.quote)
+    assert undo.redo()  # deleted again: the re-found range is orphaned too, and nothing is re-found
+    synced()
+    assert str(edited) == "keep  and the rest" == str(doc.get("t", type=Text))
+    for anchor in (made.anchor, first.anchor):
+        found = resolve(doc, [anchor], "codepoint")[0]
+        assert found.orphaned and (found.start, found.end) == (5, 5)
+        assert reattach(doc, anchor, made.quote) is None
+    assert undo.undo()  # back once more, as other new characters: found again from either anchor
+    synced()
+    assert resolve(doc, [first.anchor], "codepoint")[0].orphaned  # the first re-found characters stay gone
+    for anchor in (made.anchor, first.anchor):
+        again = reattach(doc, anchor, made.quote)
+        assert again is not None and again.offsets("codepoint") == (7, 21) and again.quote == made.quote
+
+
 def test_an_undone_larger_deletion_is_re_found_for_long_quotes_only() -> None:
     doc, _ = text_doc(f"A long sentence with a caf\u00e9 {EMOJI} in it. Next.")
     long = anchor_range(doc, "t", 2, 20, "codepoint")  # "long sentence with"

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pycrdt import Doc, Text
 
 from crdt.history import HistoryFold
 from crdt.history_views import Activity, BurstBuilder, diff, summarize
-from tests.crdt.history_logs import make_log, seeds, texts_after_each
+from tests.crdt.history_logs import Row, make_log, seeds, texts_after_each
 
 PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -142,3 +145,43 @@ def test_bursts_split_on_gaps_per_author_and_extend_incrementally() -> None:
         expected = 1 + sum(1 for x, y in itertools.pairwise(times) if y - x > 10.0)
         assert len([b for b in bursts if b.author == author]) == expected
     assert [b.start for b in bursts] == sorted(b.start for b in bursts)
+
+
+def scripted_log() -> list[Row]:
+    """ann writes "Hello world"; bo appends "! Welcome."; bo deletes ann's "world"; ann writes "dear"
+    where it was; then bo deletes some of his own text. Each row is one client's update."""
+    ann, bo = Doc(client_id=101), Doc(client_id=202)
+    rows: list[Row] = []
+
+    def edit(author: str, doc: Doc[Any], change: Callable[[Text], None]) -> None:
+        other = bo if doc is ann else ann
+        doc.apply_update(other.get_update(doc.get_state()))  # each writes on top of what the other did
+        before = doc.get_state()
+        change(doc.get("t", type=Text))
+        rows.append(Row(len(rows) + 1, doc.get_update(before), author, 1000.0 + len(rows)))
+
+    edit("ann", ann, lambda t: t.insert(0, "Hello world"))
+    edit("bo", bo, lambda t: t.insert(11, "! Welcome."))
+    edit("bo", bo, lambda t: t.__delitem__(slice(6, 11)))
+    edit("ann", ann, lambda t: t.insert(6, "dear"))
+    edit("bo", bo, lambda t: t.__delitem__(slice(12, 20)))  # "Welcome." -> ""
+    return rows
+
+
+def test_diff_attributes_added_text_to_its_writer_and_removed_text_to_writer_and_deleter() -> None:
+    rows = scripted_log()
+    assert texts_after_each(rows)[1:] == [
+        "Hello world", "Hello world! Welcome.", "Hello ! Welcome.", "Hello dear! Welcome.", "Hello dear! ",
+    ]  # fmt: skip
+    fold = HistoryFold()
+    fold.fold(rows)
+    shape = [(h.kind, h.at, h.text, h.author, h.by) for h in diff(fold, 0, 3)]  # after row 1 .. row 4
+    assert shape == [
+        ("added", 6, "dear", "ann", "ann"),
+        ("removed", 6, "world", "ann", "bo"),  # ann wrote it, bo deleted it
+        ("added", 10, "! Welcome.", "bo", "bo"),
+    ]
+    shape = [(h.kind, h.at, h.text, h.author, h.by) for h in diff(fold, 2, 4)]  # after row 3 .. the end
+    assert shape == [("added", 6, "dear", "ann", "ann"), ("removed", 8, "Welcome.", "bo", "bo")]
+    everything = [(h.kind, h.text, h.author) for h in diff(fold, -1, 4)]  # deleted-in-window text is absent
+    assert everything == [("added", "Hello dear", "ann"), ("added", "! ", "bo")]  # touching runs: one hunk

@@ -73,6 +73,16 @@ async def test_list_sorts_by_code_point(storage: Storage) -> None:
     assert listed == sorted(names)
 
 
+async def test_live_documents_by_id_leaves_out_deleted_and_unknown_ids(storage: Storage) -> None:
+    a = await storage.create_document("team/a", 1.0)
+    b = await storage.create_document("team/b", 1.0)
+    await storage.delete_document("team/b", 2.0)
+    c = await storage.create_document("team/b", 3.0)  # the name again: another document
+    found = await storage.live_documents_by_id([a.id, b.id, c.id, a.id, "no-such-id"])
+    assert {i: r.name for i, r in found.items()} == {a.id: "team/a", c.id: "team/b"}
+    assert await storage.live_documents_by_id([]) == {}
+
+
 async def test_list_prefix_after_limit(storage: Storage) -> None:
     for name in ["team/a", "team/b", "team/c", "teamx", "tea", "other/a", "Team/a"]:
         await storage.create_document(name, T0)

@@ -234,11 +234,47 @@ async def test_reactions_and_mentions(api: Api) -> None:
     assert [(m["user"], m["author"], m["thread"]) for m in mentions["mentions"]] == [
         ("bo", "ann", made["id"])
     ]
-    assert (await api("GET", f"{BASE}/mentions?user=cy")).json()["mentions"] == []
+    assert (await api("GET", f"{BASE}/mentions?user=cy", token=OWNER)).json()["mentions"] == []
+    for token in (ANN, VIEWER):  # only their own mentions, unless owner
+        refused = await api("GET", f"{BASE}/mentions?user=bo", token=token)
+        assert refused.status == 403 and refused.json()["field"] == "user"
+    assert (await api("GET", f"{BASE}/mentions?user=ann", token=ANN)).json()["mentions"] == []
+    by_owner = (await api("GET", f"{BASE}/mentions?user=bo", token=OWNER)).json()
+    assert by_owner["mentions"] == mentions["mentions"]
     assert (await api("GET", f"{BASE}/mentions?before=2000-01-01T00:00:00Z", token=BO)).json()[
         "mentions"
     ] == []
     assert (await api("GET", f"{BASE}/mentions?limit=0")).json()["field"] == "limit"
+
+
+async def test_my_mentions_across_documents_paged(api: Api) -> None:
+    """`GET /api/mentions`: the caller's own, newest first, only in live documents they may read."""
+    stranger_doc = "other/secret"
+    for name in ("team/plan", "team/gone", stranger_doc):
+        record = await api.hub.storage.create_document(name, time.time())
+        await api.hub.storage.append_updates(record.id, [NewUpdate(api.doc.get_update(), "ann", time.time())])
+    made = [await api.thread(body="first @bo")]
+    for name, token in (("team/plan", ANN), (stranger_doc, STRANGER), ("team/gone", ANN), ("team/plan", ANN)):
+        body = {"root": "t", "range": {"start": 0, "end": 2, "unit": "codepoint"}, "body": f"in {name} @bo"}
+        reply = await api("POST", f"/api/documents/{name}/-/threads", token=token, json=body)
+        assert reply.status == 201, reply.body
+        made.append(reply.json())
+    await api.hub.storage.delete_document("team/gone", time.time())
+    whole = (await api("GET", "/api/mentions", token=BO)).json()
+    assert whole["user"] == "bo" and whole["next_before"] is None
+    expected = [("team/plan", made[4]["id"]), ("team/plan", made[1]["id"]), (DOC, made[0]["id"])]
+    assert [(m["document"], m["thread"]) for m in whole["mentions"]] == expected
+    pages, before = [], ""
+    while True:
+        page = (await api("GET", f"/api/mentions?limit=1{before}", token=BO)).json()
+        pages += page["mentions"]
+        if page["next_before"] is None:
+            break
+        before = f"&before={page['next_before']}"
+    assert pages == whole["mentions"]
+    assert (await api("GET", "/api/mentions", token=ANN)).json()["mentions"] == []  # nobody named ann
+    assert (await api("GET", "/api/mentions?limit=5000", token=BO)).status == 422
+    assert (await api("GET", "/api/mentions", token=None)).status == 401
 
 
 async def test_not_found(api: Api) -> None:

@@ -136,11 +136,37 @@ async def test_timeline_authors_counts_and_pages(api: Api) -> None:
     assert sum(e["updates"] for e in entries) == len(api.rows)
     assert [e["time"] for e in entries] == sorted(e["time"] for e in entries)
     assert (await api("GET", f"{BASE}/history/timeline?kinds=nope")).status == 422
+    # a window cutting through bursts (gap 1000 s: few, long bursts): only the rows inside count
+    since, until = api.rows[len(api.rows) // 3].created_at, api.rows[len(api.rows) * 2 // 3].created_at - 0.1
+    inside = [(r, i) for i, r in enumerate(api.rows) if since <= r.created_at <= until]
+    query = f"gap=1000&kinds=edit&limit=1000&from={since}&to={until}"
+    windowed = await api.ok("GET", f"{BASE}/history/timeline?{query}")
+    expected = {a: sum(1 for r, _ in inside if r.author == a) for a in {r.author for r, _ in inside}}
+    assert {a: t["updates"] for a, t in windowed["authors"].items()} == expected
+    assert sum(t["inserted"] for t in windowed["authors"].values()) == sum(
+        fold.inserted[i] for _, i in inside
+    )
+    assert sum(t["deleted"] for t in windowed["authors"].values()) == sum(fold.deleted[i] for _, i in inside)
+    for entry in windowed["entries"]:
+        assert since <= entry["time"] and entry["seconds"] <= until - since
+        assert api.rows[entry["first_seq"] - 1].created_at >= since
+        assert api.rows[entry["last_seq"] - 1].created_at <= until
+    assert sum(e["updates"] for e in windowed["entries"]) == len(inside)
 
 
 async def test_diff_changes_and_frames(api: Api) -> None:
     texts = texts_after_each(api.rows)
     low, high = len(api.rows) // 6, len(api.rows) * 3 // 4
+    api.hub.clock = lambda: api.rows[4].created_at + 0.1  # a thread opened between rows 5 and 6
+    thread = await api.ok(
+        "POST",
+        f"{BASE}/threads",
+        COMMENTER,
+        201,
+        json={"root": "t", "range": {"start": 0, "end": 1}, "body": "hm"},
+    )
+    api.hub.clock = lambda: api.rows[-1].created_at + 60  # a reply after the last edit of the log
+    await api.ok("POST", f"{BASE}/threads/{thread['id']}/comments", COMMENTER, 201, json={"body": "ok"})
     diff = await api.ok("GET", f"{BASE}/history/diff?from_seq={low}&to_seq={high}")
     added = sum(len(h["text"]) for h in diff["hunks"] if h["kind"] == "added")
     removed = sum(len(h["text"]) for h in diff["hunks"] if h["kind"] == "removed")
@@ -152,7 +178,24 @@ async def test_diff_changes_and_frames(api: Api) -> None:
     frames = [json.loads(line) for line in reply.body.splitlines()]
     assert [f["seq"] for f in frames if f["kind"] == "update"] == list(range(1, high + 1))
     assert [f["offset"] for f in frames] == sorted(f["offset"] for f in frames)
-    assert all("changes" in f for f in frames)
+    assert all("changes" in f for f in frames if f["kind"] == "update")
+    (event,) = [f for f in frames if f["kind"] == "event"]  # the reply came after this window
+    assert (event["event"], event["seq"], event["author"]) == ("comment.thread_created", 5, "cam")
+    assert event["data"]["thread"]["id"] == thread["id"] and event["data"]["comment"]["body"] == "hm"
+    at = frames.index(event)
+    assert [(f["kind"], f["seq"]) for f in (frames[at - 1], frames[at + 1])] == [("update", 5), ("update", 6)]
+    events = {}  # windows that meet share no event: each goes with the last row logged before it
+    for window in ("to_seq=4", "from_seq=4&to_seq=5", "from_seq=5&to_seq=6", f"from_seq=6&to_seq={high}",
+                   f"from_seq={high}"):  # fmt: skip
+        view = await api.ok("GET", f"{BASE}/history/frames?{window}")
+        events[window] = [(f["event"], f["seq"]) for f in view["frames"] if f["kind"] == "event"]
+    assert events == {
+        "to_seq=4": [],
+        "from_seq=4&to_seq=5": [("comment.thread_created", 5)],
+        "from_seq=5&to_seq=6": [],
+        f"from_seq=6&to_seq={high}": [],
+        f"from_seq={high}": [("comment.added", len(api.rows))],
+    }
 
 
 async def test_sessions_bookmarks_and_summary(api: Api) -> None:

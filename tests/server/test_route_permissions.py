@@ -77,6 +77,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("PUT", f"{_COMMENT}/reactions/{{emoji}}"): Rule(Role.COMMENTER),
     ("DELETE", f"{_COMMENT}/reactions/{{emoji}}"): Rule(Role.COMMENTER),
     ("GET", "/api/documents/{name:path}/-/mentions"): Rule(Role.VIEWER),
+    ("GET", "/api/mentions"): Rule(IDENTITY),  # the caller's own, in documents they may read
     ("GET", "/api/documents/{name:path}/-/events"): Rule(Role.VIEWER),  # SSE; 404 here: no document
     # history, sessions, replays (viewers read history; restoring is an edit; owners facilitate)
     **{("GET", f"{_HISTORY}/{view}"): Rule(Role.VIEWER) for view in ("timeline", "at", "changes", "diff")},
