@@ -19,7 +19,7 @@ from server.loading import load_state
 from server.metrics import Metrics
 from server.room import Room
 from server.settings import Settings
-from tests.server.fakes import FakePeer, FlakyStorage, edits, stored_text
+from tests.server.fakes import FakePeer, FlakyStorage, GatedStorage, edits, stored_text
 
 
 async def start(storage: Any, name: str = "doc", **overrides: Any) -> tuple[Room, asyncio.Task[None]]:
@@ -241,20 +241,6 @@ async def test_retention_prunes_only_when_enabled(retention: float) -> None:
     else:
         assert rows == [] or rows[0].seq > 1
     assert await stored_text(storage, "doc") == "x" * 12
-
-
-class GatedStorage(MemoryStorage):
-    """Memory storage whose appends wait for `gate` (a commit held in flight)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.gate = asyncio.Event()
-        self.appending = asyncio.Event()
-
-    async def append_updates(self, document_id: str, updates: Any) -> int:
-        self.appending.set()
-        await self.gate.wait()
-        return await super().append_updates(document_id, updates)
 
 
 async def test_shut_commits_and_acks_what_was_received_before_closing_peers() -> None:
