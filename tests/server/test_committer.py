@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from crdt.messages import Ack
+from crdt.messages import Ack, SyncUpdate
 from persistence.base import NewUpdate
 from persistence.memory import MemoryStorage
 from server.room import Room
@@ -49,20 +49,21 @@ async def test_the_hook_sees_every_committed_batch_and_a_raising_one_breaks_noth
 async def test_updates_arriving_during_a_commit_form_one_batch_acked_only_after_it() -> None:
     storage = GatedStorage()
     room, task = await start(storage)
-    peer = FakePeer()
+    peer, reader = FakePeer(), FakePeer(acks=False)
     room.join(peer)
+    room.join(reader)
     await peer.wait_for(lambda: len(peer.received) >= 2)
     _, updates = edits(10)
     send(room, peer, updates[0])
     await asyncio.wait_for(storage.appending.wait(), 5)  # the first commit is held in flight
     for update in updates[1:]:
         send(room, peer, update)
-    for _ in range(50):  # the room applies and relays all ten; none may be acknowledged yet
-        await asyncio.sleep(0)
+    # the room applies and relays all ten before any commit (relaying may precede it, acking not)
+    await reader.wait_for(lambda: sum(isinstance(m, SyncUpdate) for m in reader.received) == 10)
     assert acked(peer) == 0 and storage.batches == []
     storage.gate.set()
     await peer.wait_for(lambda: acked(peer) == 10)
-    await finish(room, task, peer)
+    await finish(room, task, peer, reader)
     assert sum(storage.batches) == 10 and len(storage.batches) < 10, storage.batches
     assert storage.batches == [1, 9]  # the held one, then everything that queued behind it
     # acknowledgements are cumulative and each covers exactly the rows committed before it was sent
