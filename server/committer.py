@@ -154,7 +154,8 @@ class Committer:
         rows_since = seq - self.snapshot_seq
         settings = self.settings
         due = rows_since >= settings.snapshot_min_updates or (
-            rows_since >= 50 and self.tail_bytes > self.snapshot_bytes * settings.snapshot_log_ratio
+            rows_since >= settings.snapshot_ratio_min_updates
+            and self.tail_bytes > self.snapshot_bytes * settings.snapshot_log_ratio
         )
         if not due or self._snapshot_broken_at == seq:
             return

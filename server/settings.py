@@ -63,7 +63,12 @@ class Settings:
     hocuspocus_ping_interval: float = setting(15.0, "seconds between pings to Hocuspocus 4 providers; 0: off")
 
     snapshot_min_updates: int = setting(1000, "log rows after the last snapshot that trigger compaction")
-    snapshot_log_ratio: float = setting(1.0, "compact when log tail bytes exceed snapshot bytes x this")
+    snapshot_log_ratio: float = setting(
+        1.0, "compact when log tail bytes exceed snapshot bytes x this (and snapshot_ratio_min_updates)"
+    )
+    snapshot_ratio_min_updates: int = setting(
+        50, "log rows after the last snapshot before the snapshot_log_ratio rule may compact"
+    )
     load_page_size: int = setting(5000, "log rows read per query when loading a document")
     log_retention_seconds: float = setting(
         0.0, "delete log rows older than this once a snapshot covers them; 0 keeps all history (default)"

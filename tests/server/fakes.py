@@ -84,6 +84,24 @@ class FlakyStorage(MemoryStorage):
         return await super().append_updates(document_id, updates)
 
 
+class GatedStorage(MemoryStorage):
+    """Memory storage whose appends wait for `gate` (a commit held in flight); `batches` records the
+    size of each committed append (one transaction each)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.appending = asyncio.Event()
+        self.batches: list[int] = []
+
+    async def append_updates(self, document_id: str, updates: Sequence[NewUpdate]) -> int:
+        self.appending.set()
+        await self.gate.wait()
+        last_seq = await super().append_updates(document_id, updates)
+        self.batches.append(len(updates))
+        return last_seq
+
+
 def edits(count: int, text: str = "x") -> tuple[Doc[Any], list[bytes]]:
     """A document and the `count` single-character updates that built it."""
     from pycrdt import Text

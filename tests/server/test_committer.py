@@ -1,4 +1,5 @@
-"""The committer's commit hook (webhooks): told of every committed batch, never able to break commits."""
+"""The committer: group commit (one transaction per batch, acks after it), the commit hook, the snapshot
+policy."""
 
 from __future__ import annotations
 
@@ -6,12 +7,15 @@ import asyncio
 import time
 from collections.abc import Sequence
 
+import pytest
+
+from crdt.messages import Ack, SyncUpdate
 from persistence.base import NewUpdate
 from persistence.memory import MemoryStorage
 from server.room import Room
 from server.settings import Settings
-from tests.server.fakes import FakePeer, edits, stored_text
-from tests.server.test_room import acked, finish, send
+from tests.server.fakes import FakePeer, GatedStorage, edits, stored_text
+from tests.server.test_room import acked, finish, send, start
 
 
 async def test_the_hook_sees_every_committed_batch_and_a_raising_one_breaks_nothing() -> None:
@@ -40,3 +44,60 @@ async def test_the_hook_sees_every_committed_batch_and_a_raising_one_breaks_noth
     assert last_seqs == sorted(last_seqs) and last_seqs[-1] == record.last_seq
     assert sum(size for *_, size, _ in seen) == record.last_seq  # every logged update, once
     assert all(authors == {peer.author} for *_, authors in seen)
+
+
+async def test_updates_arriving_during_a_commit_form_one_batch_acked_only_after_it() -> None:
+    storage = GatedStorage()
+    room, task = await start(storage)
+    peer, reader = FakePeer(), FakePeer(acks=False)
+    room.join(peer)
+    room.join(reader)
+    await peer.wait_for(lambda: len(peer.received) >= 2)
+    _, updates = edits(10)
+    send(room, peer, updates[0])
+    await asyncio.wait_for(storage.appending.wait(), 5)  # the first commit is held in flight
+    for update in updates[1:]:
+        send(room, peer, update)
+    # the room applies and relays all ten before any commit (relaying may precede it, acking not)
+    await reader.wait_for(lambda: sum(isinstance(m, SyncUpdate) for m in reader.received) == 10)
+    assert acked(peer) == 0 and storage.batches == []
+    storage.gate.set()
+    await peer.wait_for(lambda: acked(peer) == 10)
+    await finish(room, task, peer, reader)
+    assert sum(storage.batches) == 10 and len(storage.batches) < 10, storage.batches
+    assert storage.batches == [1, 9]  # the held one, then everything that queued behind it
+    # acknowledgements are cumulative and each covers exactly the rows committed before it was sent
+    commits = [sum(storage.batches[: i + 1]) for i in range(len(storage.batches))]
+    assert [m.count for m in peer.received if isinstance(m, Ack)] == commits
+    assert await stored_text(storage, "doc") == "x" * 10
+
+
+@pytest.mark.parametrize(
+    ("ratio_min_updates", "rows", "snapshotted"), [(5, 4, False), (5, 5, True), (50, 49, False)]
+)
+async def test_the_byte_ratio_rule_waits_for_snapshot_ratio_min_updates_rows(
+    ratio_min_updates: int, rows: int, snapshotted: bool
+) -> None:
+    storage = MemoryStorage()
+    # no snapshot yet (0 bytes): the byte ratio alone is always exceeded; the row floor decides
+    room, task = await start(
+        storage, snapshot_min_updates=100_000, snapshot_ratio_min_updates=ratio_min_updates
+    )
+    peer = FakePeer()
+    room.join(peer)
+    _, updates = edits(rows)
+    for i, update in enumerate(updates, 1):  # one commit (log row) each
+        send(room, peer, update)
+        await peer.wait_for(lambda i=i: acked(peer) == i)  # type: ignore[misc]
+    await finish(room, task, peer)  # a closing room writes the snapshot the policy asks for
+    record = await storage.get_document("doc")
+    assert record is not None and record.last_seq == rows
+    snapshot = await storage.latest_snapshot(record.id)
+    assert (snapshot is not None) == snapshotted
+    assert snapshot is None or snapshot.seq == rows
+
+
+def test_the_row_floor_is_a_setting_with_flag_and_environment_variable() -> None:
+    assert Settings().snapshot_ratio_min_updates == 50
+    environ = {"COCREATE_SNAPSHOT_RATIO_MIN_UPDATES": "7"}
+    assert Settings.from_environment(environ).snapshot_ratio_min_updates == 7

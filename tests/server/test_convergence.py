@@ -16,12 +16,17 @@ from tests.support.server_process import ServerProcess
 
 _names = itertools.count()
 
+#: (kind, client, value, position); positions are reduced modulo the current length.
 operation = st.one_of(
-    st.tuples(st.just("text"), st.integers(0, 3), st.text("ab é😀", min_size=1, max_size=3)),
-    st.tuples(st.just("map"), st.integers(0, 3), st.sampled_from(["x", "y", "z"])),
-    st.tuples(st.just("array"), st.integers(0, 3), st.integers(0, 100)),
-    st.tuples(st.just("delete"), st.integers(0, 3), st.integers(0, 5)),
-    st.tuples(st.just("drop"), st.integers(0, 3), st.just(0)),
+    st.tuples(
+        st.just("text"), st.integers(0, 3), st.text("ab é😀", min_size=1, max_size=3), st.integers(0, 99)
+    ),
+    st.tuples(st.just("map"), st.integers(0, 3), st.sampled_from(["x", "y", "z"]), st.just(0)),
+    st.tuples(st.just("unmap"), st.integers(0, 3), st.sampled_from(["x", "y", "z"]), st.just(0)),
+    st.tuples(st.just("array"), st.integers(0, 3), st.integers(0, 100), st.integers(0, 99)),
+    st.tuples(st.just("unarray"), st.integers(0, 3), st.integers(1, 3), st.integers(0, 99)),
+    st.tuples(st.just("delete"), st.integers(0, 3), st.integers(1, 5), st.integers(0, 99)),
+    st.tuples(st.just("drop"), st.integers(0, 3), st.just(0), st.just(0)),
 )
 
 
@@ -33,30 +38,37 @@ def content(doc: Doc[Any]) -> tuple[str, dict[str, Any], list[Any]]:
     )
 
 
-def edit(doc: Doc[Any], kind: str, value: Any, who: int) -> None:
-    text = doc.get("t", type=Text)
+def edit(doc: Doc[Any], kind: str, value: Any, where: int, who: int) -> None:
+    """One edit at a random place. pycrdt indexes Y.Text in UTF-8 bytes: positions are picked in
+    code points and turned into the byte offsets of character boundaries."""
+    text, cells, items = doc.get("t", type=Text), doc.get("m", type=Map), doc.get("a", type=Array)
+    current = str(text)
     if kind == "text":
-        text.insert(len(str(text).encode()), value)  # pycrdt indexes UTF-8 bytes: append at the end
+        at = where % (len(current) + 1)
+        text.insert(len(current[:at].encode()), value)
+    elif kind == "delete" and current:
+        start = where % len(current)
+        del text[len(current[:start].encode()) : len(current[: start + value].encode())]
     elif kind == "map":
-        doc.get("m", type=Map)[value] = who
+        cells[value] = who
+    elif kind == "unmap" and value in cells:
+        del cells[value]
     elif kind == "array":
-        doc.get("a", type=Array).append(value)
-    elif kind == "delete":
-        current = str(text)
-        if current:
-            end = len(current[:value].encode()) or len(current[0].encode())
-            del text[0:end]
+        items.insert(where % (len(items) + 1), value)
+    elif kind == "unarray" and len(items):
+        start = where % len(items)
+        del items[start : min(len(items), start + value)]
 
 
-async def run_session(server: ServerProcess, script: list[tuple[str, int, Any]]) -> None:
+async def run_session(server: ServerProcess, script: list[tuple[str, int, Any, int]]) -> None:
     url = server.ws(f"prop/{next(_names)}")
     docs: list[Doc[Any]] = [Doc() for _ in range(4)]
     async with contextlib_all([connect(url, doc) for doc in docs]) as clients:
-        for kind, who, value in script:
+        for kind, who, value, where in script:
             if kind == "drop":
                 clients[who].interrupt()
             else:
-                edit(docs[who], kind, value, who)
+                edit(docs[who], kind, value, where, who)
             await asyncio.sleep(0)  # let the event loop interleave sends, receives and reconnects
         for client in clients:
             await client.flushed(timeout=15)
@@ -84,5 +96,7 @@ class contextlib_all:
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(operation, min_size=1, max_size=30))
-def test_random_concurrent_edits_converge(server: ServerProcess, script: list[tuple[str, int, Any]]) -> None:
+def test_random_concurrent_edits_converge(
+    server: ServerProcess, script: list[tuple[str, int, Any, int]]
+) -> None:
     asyncio.run(run_session(server, script))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,8 @@ import pytest
 from pycrdt import Array, Doc
 
 from client import Client, connect
-from persistence.factory import open_storage
+from crdt.document import decode_state_vector
+from persistence.sql.tables import documents, updates
 from tests.support.http import request
 from tests.support.server_process import ServerProcess
 
@@ -20,7 +22,9 @@ BATCH = 5
 
 
 class Writer:
-    """Appends unique tokens in small batches; a batch counts as acknowledged once `flushed()` returns."""
+    """Appends unique tokens in small batches; a batch counts as acknowledged once `flushed()` returns.
+
+    While `go` is clear the writer stops between batches and sets `parked` (the log can be checked)."""
 
     def __init__(self, number: int, client: Client, doc: Doc[Any]) -> None:
         self.number = number
@@ -29,9 +33,17 @@ class Writer:
         self.acked: list[str] = []
         self.sent = 0
         self.progress = asyncio.Event()
+        self.go = asyncio.Event()
+        self.go.set()
+        self.parked = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            if not self.go.is_set():
+                self.parked.set()
+                await self.go.wait()
+                self.parked.clear()
+                continue
             batch = [f"w{self.number}-{self.sent + i}" for i in range(BATCH)]
             for token in batch:
                 self.items.append(token)
@@ -50,11 +62,65 @@ async def served_tokens(server: ServerProcess, name: str) -> list[str]:
         return [str(t) for t in probe.get("log", type=Array).to_py() or []]
 
 
+def read_log(db_path: Path, name: str) -> list[tuple[int, bytes]]:
+    """The document's log rows (seq, update), read through a read-only connection to the database
+    while the server runs (WAL mode lets it read the committed state beside the writer)."""
+    connection = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
+    try:
+        found = connection.execute(
+            f"SELECT {documents.c.id.name} FROM {documents.name}"
+            f" WHERE {documents.c.name.name} = ? AND {documents.c.deleted_at.name} IS NULL",
+            (name,),
+        ).fetchone()
+        assert found is not None, f"no live document {name!r} in the database"
+        rows = connection.execute(
+            f"SELECT {updates.c.seq.name}, {updates.c.data.name} FROM {updates.name}"
+            f" WHERE {updates.c.document_id.name} = ? ORDER BY {updates.c.seq.name}",
+            (found[0],),
+        ).fetchall()
+    finally:
+        connection.close()
+    return [(int(seq), bytes(data)) for seq, data in rows]
+
+
+async def assert_log_replays_to_served_state(
+    server: ServerProcess, db_path: Path, name: str, writers: list[Writer]
+) -> None:
+    """Park the writers once everything they sent is acknowledged, then check that replaying the
+    whole log from sequence 1 into a fresh document gives exactly the state the server serves."""
+    for writer in writers:
+        writer.go.clear()
+    async with asyncio.timeout(60):
+        for writer in writers:
+            await writer.parked.wait()
+            await writer.client.flushed(timeout=60)
+    try:
+        reply = request(server.port, "GET", f"/api/documents/{name}/-/content?format=update")
+        assert reply.status == 200
+        served: Doc[Any] = Doc()
+        served.apply_update(reply.body)
+        rows = read_log(db_path, name)
+        assert [seq for seq, _ in rows] == list(range(1, len(rows) + 1)), "gap in the log"
+        assert int(reply.headers["x-cocreate-seq"]) == len(rows), "served state is not at the log's end"
+        replay: Doc[Any] = Doc()
+        for _, data in rows:
+            replay.apply_update(data)
+        assert decode_state_vector(replay.get_state()) == decode_state_vector(served.get_state()), (
+            "log replay and served state differ"
+        )
+        assert replay.get("log", type=Array).to_py() == served.get("log", type=Array).to_py()
+        assert sorted(root for root, _ in replay.items()) == sorted(root for root, _ in served.items())
+    finally:
+        for writer in writers:
+            writer.go.set()
+
+
 @pytest.mark.timeout(600)
 async def test_sigkill_at_random_moments_loses_no_acknowledged_edit(
     tmp_path: Path, request_cycles: int
 ) -> None:
-    db_url = f"sqlite+aiosqlite:///{tmp_path / 'crash.db'}"
+    db_path = tmp_path / "crash.db"
+    db_url = f"sqlite+aiosqlite:///{db_path}"
     server = ServerProcess(db_url=db_url, data_dir=tmp_path).start()
     name = "crash/doc"
     rng = random.Random(1234)
@@ -86,28 +152,17 @@ async def test_sigkill_at_random_moments_loses_no_acknowledged_edit(
                 assert len(served) == len(set(served)), "duplicated content after a restart"
                 missing = set(acked) - set(served)
                 assert not missing, f"acknowledged edits lost: {sorted(missing)[:10]}"
+                # Replaying the log from sequence 1 reproduces exactly the served state, every time.
+                await assert_log_replays_to_served_state(server, db_path, name, writers)
             stop.set()
+            for w in writers:
+                w.go.set()
             await asyncio.gather(*tasks)
             for client in (c0, c1, c2):
                 await client.flushed(timeout=60)
-        served_update = request(server.port, "GET", f"/api/documents/{name}/-/content?format=update").body
+            await assert_log_replays_to_served_state(server, db_path, name, [])
+            served_final = await served_tokens(server, name)
     finally:
         server.stop()
-    # Replaying the log from sequence 1 reproduces exactly the served state.
-    storage = open_storage(db_url)
-    await storage.open()
-    try:
-        record = await storage.get_document(name)
-        assert record is not None
-        replay: Doc[Any] = Doc()
-        for seq, row in enumerate(await storage.read_updates(record.id), 1):
-            assert row.seq == seq, "gap in the log"
-            replay.apply_update(row.data)
-    finally:
-        await storage.close()
-    served_doc: Doc[Any] = Doc()
-    served_doc.apply_update(served_update)
-    replayed = replay.get("log", type=Array).to_py()
-    assert replayed == served_doc.get("log", type=Array).to_py()
     total_acked = [t for w in writers for t in w.acked]
-    assert set(total_acked) <= set(replayed) and len(replayed) == len(set(replayed))
+    assert set(total_acked) <= set(served_final) and len(served_final) == len(set(served_final))

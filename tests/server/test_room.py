@@ -4,22 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
-from pycrdt import Doc, Text
+from pycrdt import Array, Doc, Map, Text
 
+from crdt.document import decode_state_vector
 from crdt.messages import Ack, Epoch, Refused, SyncStep1, SyncUpdate, encode_message
 from crdt.sync import SyncRequested, UpdateReceived
+from persistence.base import Storage
+from persistence.factory import open_storage
 from persistence.memory import MemoryStorage
 from server.loading import load_state
 from server.metrics import Metrics
 from server.room import Room
 from server.settings import Settings
-from tests.server.fakes import FakePeer, FlakyStorage, edits, stored_text
+from tests.server.fakes import FakePeer, FlakyStorage, GatedStorage, edits, stored_text
 
 
 async def start(storage: Any, name: str = "doc", **overrides: Any) -> tuple[Room, asyncio.Task[None]]:
@@ -176,46 +181,111 @@ async def test_copy_of_a_deleted_generation_is_refused() -> None:
     assert await stored_text(storage, "doc") == ""
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(
-    st.lists(st.tuples(st.integers(0, 2), st.text("ab😀", min_size=1, max_size=3)), min_size=1, max_size=60),
-    st.integers(1, 8),
+#: One client edit: (client, kind, position/key, length/value). Positions are reduced modulo the
+#: current length; text is ASCII because pycrdt indexes Y.Text in UTF-8 bytes (emoji go in values).
+Op = tuple[int, str, int, int]
+OPS = st.tuples(
+    st.integers(0, 2),
+    st.sampled_from(["text+", "text-", "map=", "map-", "array+", "array-", "pull", "commit", "commit"]),
+    st.integers(0, 10_000),
+    st.integers(0, 10_000),
 )
-def test_snapshot_plus_tail_equals_log_replay_equals_live(script: list[tuple[int, str]], every: int) -> None:
-    asyncio.run(_snapshot_property(script, every))
+VALUES = ["a", "bc", "😀", "é x", ""]
 
 
-async def _snapshot_property(script: list[tuple[int, str]], every: int) -> None:
-    storage = MemoryStorage()
-    room, task = await start(storage, snapshot_min_updates=every)
-    peers = [FakePeer() for _ in range(3)]
-    docs: list[Doc[Any]] = [Doc() for _ in range(3)]
-    for peer in peers:
-        room.join(peer)
-    sent = [0, 0, 0]
-    for who, text in script:
-        doc = docs[who]
-        before = doc.get_state()
-        body = doc.get("t", type=Text)
-        body.insert(len(str(body).encode()), text)
-        send(room, peers[who], doc.get_update(before))
-        sent[who] += 1
+def _edit(doc: Doc[Any], kind: str, where: int, what: int) -> None:
+    text, cells, items = doc.get("t", type=Text), doc.get("m", type=Map), doc.get("a", type=Array)
+    if kind == "text+":
+        text.insert(where % (len(text) + 1), "abxy "[what % 5] * (1 + what % 3))
+    elif kind == "text-" and len(text):
+        start = where % len(text)
+        del text[start : min(len(text), start + 1 + what % 4)]
+    elif kind == "map=":
+        cells["k" + "abc"[where % 3]] = VALUES[what % 5] if what % 2 else what
+    elif kind == "map-" and "k" + "abc"[where % 3] in cells:
+        del cells["k" + "abc"[where % 3]]
+    elif kind == "array+":
+        items.insert(where % (len(items) + 1), VALUES[what % 5] if what % 2 else what)
+    elif kind == "array-" and len(items):
+        del items[where % len(items)]
+
+
+def _full_state(doc: Doc[Any]) -> tuple[dict[str, Any], dict[int, int]]:
+    """Every root's plain value, and the state vector (client -> clock; its encoding's order varies)."""
+    roots = {
+        "t": str(doc.get("t", type=Text)),
+        "m": doc.get("m", type=Map).to_py(),
+        "a": doc.get("a", type=Array).to_py(),
+    }
+    return roots, decode_state_vector(doc.get_state())
+
+
+async def _all_acked(peers: list[FakePeer], sent: list[int]) -> None:
     for who, peer in enumerate(peers):
         await peer.wait_for(lambda peer=peer, who=who: acked(peer) == sent[who])  # type: ignore[misc]
-    live = room.document.encode_state()
-    await finish(room, task, *peers)
-    record = await storage.get_document("doc")
-    assert record is not None
-    replay = Doc()
-    for row in await storage.read_updates(record.id):
-        replay.apply_update(row.data)
-    loaded = (await load_state(storage, record.id)).document.doc
-    live_doc = Doc()
-    live_doc.apply_update(live)
-    expected = str(live_doc.get("t", type=Text))
-    assert str(replay.get("t", type=Text)) == expected
-    assert str(loaded.get("t", type=Text)) == expected
-    assert (await storage.latest_snapshot(record.id)) is not None or record.last_seq < every
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(script=st.lists(OPS, min_size=1, max_size=50), every=st.integers(1, 8))
+def test_snapshot_plus_tail_equals_log_replay_equals_live(
+    backend: str, tmp_path: Path, script: list[Op], every: int
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'log.db'}" if backend == "sqlite" else None
+    asyncio.run(_snapshot_property(open_storage(url), script, every))
+
+
+async def _snapshot_property(storage: Storage, script: list[Op], every: int) -> None:
+    """Three clients edit text, map and array at random places (sometimes pulling the room's state
+    first, so edits build on each other's; sometimes waiting for the commit, so the log has many rows
+    and snapshots fall between them); then, at every log position, loading snapshot + tail
+    equals replaying the log from sequence 1, and at the end both equal the live document."""
+    await storage.open()
+    name = f"doc-{uuid.uuid4().hex}"  # examples share the SQLite file
+    try:
+        room, task = await start(storage, name, snapshot_min_updates=every)
+        peers = [FakePeer() for _ in range(3)]
+        docs: list[Doc[Any]] = [Doc() for _ in range(3)]
+        for peer in peers:
+            room.join(peer)
+        sent = [0, 0, 0]
+        for who, kind, where, what in script:
+            doc = docs[who]
+            if kind == "pull":
+                doc.apply_update(room.document.encode_state())
+                continue
+            if kind == "commit":  # wait for the acks: what follows goes into later commits (log rows)
+                await _all_acked(peers, sent)
+                continue
+            before = doc.get_state()
+            _edit(doc, kind, where, what)
+            update = doc.get_update(before)
+            if update != b"\x00\x00":  # the edit changed something
+                send(room, peers[who], update)
+                sent[who] += 1
+        await _all_acked(peers, sent)
+        live_doc: Doc[Any] = Doc()
+        live_doc.apply_update(room.document.encode_state())
+        await finish(room, task, *peers)
+        record = await storage.get_document(name)
+        assert record is not None
+        rows = await storage.read_updates(record.id)
+        assert [row.seq for row in rows] == list(range(1, record.last_seq + 1))
+        replay: Doc[Any] = Doc()
+        for row in rows:
+            replay.apply_update(row.data)
+            loaded = await load_state(storage, record.id, until_seq=row.seq)
+            try:
+                assert _full_state(loaded.document.doc) == _full_state(replay), f"at seq {row.seq}"
+            finally:
+                loaded.document.close()
+        assert _full_state(replay) == _full_state(live_doc)
+        final = await load_state(storage, record.id)
+        assert _full_state(final.document.doc) == _full_state(live_doc)
+        final.document.close()
+        assert (await storage.latest_snapshot(record.id)) is not None or record.last_seq < every
+    finally:
+        await storage.close()
 
 
 @pytest.mark.parametrize("retention", [0.0, 0.001])
@@ -241,20 +311,6 @@ async def test_retention_prunes_only_when_enabled(retention: float) -> None:
     else:
         assert rows == [] or rows[0].seq > 1
     assert await stored_text(storage, "doc") == "x" * 12
-
-
-class GatedStorage(MemoryStorage):
-    """Memory storage whose appends wait for `gate` (a commit held in flight)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.gate = asyncio.Event()
-        self.appending = asyncio.Event()
-
-    async def append_updates(self, document_id: str, updates: Any) -> int:
-        self.appending.set()
-        await self.gate.wait()
-        return await super().append_updates(document_id, updates)
 
 
 async def test_shut_commits_and_acks_what_was_received_before_closing_peers() -> None:
