@@ -1,4 +1,4 @@
-"""The `cocreate` command line: `serve`, `settings`, `token`, and `history`/`export`/`replay`."""
+"""The `cocreate` command line: serve, settings, token, history/export/replay, backup/restore/new-epochs."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from server import history_cli, logs
+from server import backup_cli, history_cli, logs
 from server.config import CONFIG_VARIABLE, render, resolve
 from server.settings import setting_fields
 
@@ -72,11 +72,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     _serve_parser(sub)
     _token_parser(sub)
     history_cli.add_parsers(sub)
+    backup_cli.add_parsers(sub)
     args = parser.parse_args(argv)
     if args.command == "token":
         return _print_token(args, parser)
     if args.command in history_cli.COMMANDS:
         return history_cli.run(args, parser)
+    if args.command in backup_cli.COMMANDS:
+        return backup_cli.run(args, parser)
     if args.command in ("serve", "settings"):
         given = {
             name: getattr(args, name) for name, *_ in setting_fields() if getattr(args, name) is not None
