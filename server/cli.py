@@ -13,10 +13,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from persistence.base import SchemaMismatch, StorageError
 from server import backup_cli, history_cli, logs
 from server.config import CONFIG_VARIABLE, render, resolve
 from server.settings import setting_fields
 
+EXIT_UNUSABLE_DATABASE = 2  # `serve` on a database of an unknown schema version (nothing was changed)
 _ALIASES = {"database_url": ["--db"], "redis_url": ["--redis"]}
 
 
@@ -97,8 +99,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         # uvicorn re-raises the signal that stopped it once shut down: make SIGTERM end like SIGINT
         # (a KeyboardInterrupt, suppressed below), so a graceful stop exits with status 0.
         signal.signal(signal.SIGTERM, signal.default_int_handler)
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(serve(settings))
+        try:
+            with contextlib.suppress(KeyboardInterrupt):
+                asyncio.run(serve(settings))
+        except SchemaMismatch as exc:  # before listening: one line, not a traceback
+            print(f"cocreate serve: {exc}", file=sys.stderr, flush=True)
+            return EXIT_UNUSABLE_DATABASE
+        except StorageError as exc:
+            print(f"cocreate serve: cannot open the database: {exc}", file=sys.stderr, flush=True)
+            return 1
         return 0
     parser.error(f"unknown command {args.command}")
     return 2
