@@ -7,8 +7,8 @@ Rules:
   reported with `await changed(document)` *after* the store committed it: every tracked connection
   of that document is re-checked with the authenticator, and then either keeps its role, is
   upgraded in place (`change_role`), or - revoked (no role) or downgraded (a role below the one it
-  holds) - is refused (`deny(4403)`, with the new role in the reason: the client reconnects and is
-  admitted with it). The caller awaits it, so the HTTP response of the change returns once live
+  holds) - is refused (`deny(4403)`, with the new role in the reason; 44xx is final for clients, so
+  the application reconnects them, admitted with the new role). The caller awaits it, so the HTTP response of the change returns once live
   connections follow it.
 - Admission reads the store before the peer is tracked. To close that gap each document has a
   generation, bumped by `changed`; admission records it before reading (`generation`) and
