@@ -8,8 +8,8 @@ Rules:
   of that document is re-checked with the authenticator, and then either keeps its role, is
   upgraded in place (`change_role`), or - revoked (no role) or downgraded (a role below the one it
   holds) - is refused (`deny(4403)`, with the new role in the reason; 44xx is final for clients, so
-  the application reconnects them, admitted with the new role). The caller awaits it, so the HTTP response of the change returns once live
-  connections follow it.
+  the application reconnects them, admitted with the new role). The caller awaits it, so the HTTP
+  response of the change returns once live connections follow it.
 - Admission reads the store before the peer is tracked. To close that gap each document has a
   generation, bumped by `changed`; admission records it before reading (`generation`) and
   `track` re-checks a peer whose document changed in between.
