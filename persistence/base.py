@@ -38,6 +38,20 @@ class DocumentRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class RetiredEpoch:
+    """An epoch a live document left behind when it was given a new one (after a restore).
+
+    `state_vector` is the document's Yjs state vector at that moment (after log row `seq`): the
+    clocks of the retired epoch, against which copies of it are recognised.
+    """
+
+    epoch: str
+    seq: int
+    state_vector: bytes
+    retired_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class NewUpdate:
     """An update about to be appended; the log assigns its sequence number."""
 
@@ -97,6 +111,16 @@ class Storage(Protocol):
 
     async def retired_documents(self, name: str) -> list[DocumentRecord]:
         """Deleted documents that once had `name`, newest first (their rows are kept)."""
+
+    async def renew_epoch(
+        self, document_id: str, seq: int, state_vector: bytes, now: float
+    ) -> DocumentRecord:
+        """Give a live document a new epoch; its current one is kept as a `RetiredEpoch` with
+        `seq` and `state_vector` (its content as of row `seq`). Id, name, log and snapshots stay.
+        Raises `DocumentNotFound` unless the document is live."""
+
+    async def retired_epochs(self, document_id: str) -> list[RetiredEpoch]:
+        """The epochs `renew_epoch` retired for this document, newest first."""
 
     async def append_updates(self, document_id: str, updates: Sequence[NewUpdate]) -> int:
         """Append in one transaction, durably; return the last sequence number.

@@ -12,6 +12,7 @@ from persistence.base import (
     DocumentNotFound,
     DocumentRecord,
     NewUpdate,
+    RetiredEpoch,
     Snapshot,
     StoredUpdate,
 )
@@ -24,6 +25,7 @@ class _Entry:
     first_seq: int = 1
     snapshots: list[Snapshot] = field(default_factory=list)
     deleted: bool = False
+    retired_epochs: list[RetiredEpoch] = field(default_factory=list)  # newest first
     appended: tuple[int, int, float, str | None] | None = None  # since `stored`: seq, bytes, at, author
 
     @property
@@ -108,6 +110,19 @@ class MemoryStorage:
     async def retired_documents(self, name: str) -> list[DocumentRecord]:
         retired = [e.record for e in self._by_id.values() if e.deleted and e.record.name == name]
         return sorted(retired, key=lambda r: r.updated_at, reverse=True)
+
+    async def renew_epoch(
+        self, document_id: str, seq: int, state_vector: bytes, now: float
+    ) -> DocumentRecord:
+        entry = self._entry(document_id)
+        if entry.deleted:
+            raise DocumentNotFound(document_id)
+        entry.retired_epochs.insert(0, RetiredEpoch(entry.record.epoch, seq, bytes(state_vector), now))
+        entry.record = replace(entry.record, epoch=uuid.uuid4().hex)
+        return entry.record
+
+    async def retired_epochs(self, document_id: str) -> list[RetiredEpoch]:
+        return list(self._entry(document_id).retired_epochs)
 
     async def append_updates(self, document_id: str, updates: Sequence[NewUpdate]) -> int:
         entry = self._entry(document_id)

@@ -57,8 +57,11 @@ log = logging.getLogger("cocreate")
 ROUTE_MODULES = [http, ops_api, documents_api, access_api, comments_api, history_api, webhooks_api, web]
 
 
-def build(settings: Settings, storage: Storage | None = None) -> tuple[Starlette, Hub]:
-    """The ASGI app and the hub its websocket transport talks to."""
+def build(
+    settings: Settings, storage: Storage | None = None, *, opened: bool = False
+) -> tuple[Starlette, Hub]:
+    """The ASGI app and the hub its websocket transport talks to (`opened`: the storage is open
+    already, the lifespan does not open it again)."""
     store = storage if storage is not None else open_storage(settings.resolved_database_url())
     events = EventBus()
     registry = RoomRegistry(store, settings, time.time, events)
@@ -84,7 +87,8 @@ def build(settings: Settings, storage: Storage | None = None) -> tuple[Starlette
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await store.open()
+        if not opened:
+            await store.open()
         if cluster is not None:
             await cluster.start()
         freeze_startup_heap()
@@ -245,8 +249,22 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 
 async def serve(settings: Settings, storage: Storage | None = None, **uvicorn_options: Any) -> None:
-    """Run the server until SIGINT/SIGTERM; prints the bound address once listening."""
-    app, hub = build(settings, storage)
+    """Run the server until SIGINT/SIGTERM; prints the bound address once listening.
+
+    The storage is opened (schema checked or migrated) before anything listens: a database this
+    build cannot use raises `StorageError` (`SchemaMismatch` for an unknown schema) from here.
+    """
+    store = storage if storage is not None else open_storage(settings.resolved_database_url())
+    try:
+        await store.open()
+    except BaseException:
+        await store.close()  # its pooled connection too: SQLite then leaves no -wal/-shm behind
+        raise
+    try:
+        app, hub = build(settings, store, opened=True)
+    except BaseException:
+        await store.close()
+        raise
     http_protocol = type(
         "HTTPProtocol", (FirstRequestTimeout,), {"handshake_timeout": settings.handshake_timeout}
     )

@@ -1,4 +1,4 @@
-"""The `cocreate` command line: `serve`, `settings`, `token`, the history commands and `restore`."""
+"""The `cocreate` command line: serve, settings, token, the history commands, restore, backups and epochs."""
 
 from __future__ import annotations
 
@@ -13,10 +13,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from server import history_cli, logs, restore_cli
+from persistence.base import SchemaMismatch, StorageError
+from server import backup_cli, history_cli, logs, restore_cli
 from server.config import CONFIG_VARIABLE, render, resolve
 from server.settings import setting_fields
 
+EXIT_UNUSABLE_DATABASE = 2  # `serve` on a database of an unknown schema version (nothing was changed)
 _ALIASES = {"database_url": ["--db"], "redis_url": ["--redis"]}
 
 
@@ -73,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _token_parser(sub)
     history_cli.add_parsers(sub)
     restore_cli.add_parsers(sub)
+    backup_cli.add_parsers(sub)
     args = parser.parse_args(argv)
     if args.command == "token":
         return _print_token(args, parser)
@@ -80,6 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return history_cli.run(args, parser)
     if args.command in restore_cli.COMMANDS:
         return restore_cli.run(args, parser)
+    if args.command in backup_cli.COMMANDS:
+        return backup_cli.run(args, parser)
     if args.command in ("serve", "settings"):
         given = {
             name: getattr(args, name) for name, *_ in setting_fields() if getattr(args, name) is not None
@@ -97,8 +102,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         # uvicorn re-raises the signal that stopped it once shut down: make SIGTERM end like SIGINT
         # (a KeyboardInterrupt, suppressed below), so a graceful stop exits with status 0.
         signal.signal(signal.SIGTERM, signal.default_int_handler)
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(serve(settings))
+        try:
+            with contextlib.suppress(KeyboardInterrupt):
+                asyncio.run(serve(settings))
+        except SchemaMismatch as exc:  # before listening: one line, not a traceback
+            print(f"cocreate serve: {exc}", file=sys.stderr, flush=True)
+            return EXIT_UNUSABLE_DATABASE
+        except StorageError as exc:
+            print(f"cocreate serve: cannot open the database: {exc}", file=sys.stderr, flush=True)
+            return 1
         return 0
     parser.error(f"unknown command {args.command}")
     return 2

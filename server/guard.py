@@ -5,9 +5,11 @@ Rules:
   guard indexes them by document.
 - A change to a document's access (access-list entry written or removed, invite revoked) is
   reported with `await changed(document)` *after* the store committed it: every tracked connection
-  of that document is re-checked with the authenticator, and then either keeps its role, changes
-  role in place (read-only below editor: `change_role`), or is refused (`deny(4403)`). The caller
-  awaits it, so the HTTP response of the change returns once live connections follow it.
+  of that document is re-checked with the authenticator, and then either keeps its role, is
+  upgraded in place (`change_role`), or - revoked (no role) or downgraded (a role below the one it
+  holds) - is refused (`deny(4403)`, with the new role in the reason; 44xx is final for clients, so
+  the application reconnects them, admitted with the new role). The caller awaits it, so the HTTP
+  response of the change returns once live connections follow it.
 - Admission reads the store before the peer is tracked. To close that gap each document has a
   generation, bumped by `changed`; admission records it before reading (`generation`) and
   `track` re-checks a peer whose document changed in between.
@@ -38,7 +40,7 @@ class Guarded(Protocol):
     role: Role
 
     def change_role(self, role: Role) -> None:
-        """Keep the connection with another role (read-only below EDITOR)."""
+        """Keep the connection with a higher role (an upgrade: writable from EDITOR on)."""
 
     def deny(self, code: int, reason: str) -> None:
         """Tell the client permission is denied, then close with `code`."""
@@ -118,7 +120,17 @@ class AccessGuard:
             log.info("access to %r revoked for %s: closing", peer.document, peer.identity.user_id)
             self.untrack(peer)
             peer.deny(CLOSE_FORBIDDEN, "your access to this document was revoked")
-        elif role != peer.role:
+        elif role < peer.role:
+            log.info(
+                "role of %s on %r lowered: %s -> %s: closing",
+                peer.identity.user_id,
+                peer.document,
+                peer.role.name.lower(),
+                role.name.lower(),
+            )
+            self.untrack(peer)
+            peer.deny(CLOSE_FORBIDDEN, downgrade_reason(role))
+        elif role > peer.role:
             log.info(
                 "role of %s on %r: %s -> %s",
                 peer.identity.user_id,
@@ -156,3 +168,8 @@ class AccessGuard:
         task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def downgrade_reason(role: Role) -> str:
+    """The close reason of a downgraded connection: what its role is now, and what to do."""
+    return f"your role on this document changed to {role.name.lower()}; reconnect"

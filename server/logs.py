@@ -10,6 +10,9 @@ from typing import Any, TextIO
 import orjson
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+#: Alembic narrates every schema check at INFO ("setup plugin ...", "Context impl SQLiteImpl."); the
+#: schema module logs the migrations it runs itself, so these speak only at DEBUG.
+QUIET_BELOW_DEBUG = ("alembic",)
 
 #: Attributes every `LogRecord` has; anything else on a record came from `extra=` and is emitted.
 _RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
@@ -51,3 +54,5 @@ def configure(level: str, log_format: str, stream: TextIO | None = None) -> None
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    for name in QUIET_BELOW_DEBUG:
+        logging.getLogger(name).setLevel(logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING)

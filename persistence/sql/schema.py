@@ -19,6 +19,7 @@ autogenerate=True)"`` against a database at the current head.
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,8 @@ from persistence.base import SchemaMismatch, StorageError
 from persistence.sql.engine import Database
 from persistence.sql.errors import translated
 from persistence.sql.tables import TABLE_NAMES, VERSION_TABLE
+
+log = logging.getLogger("cocreate.schema")
 
 MIGRATIONS = Path(__file__).resolve().with_name("migrations")
 
@@ -101,8 +104,8 @@ def inspect_schema(conn: Connection, where: str) -> SchemaState:
     if unknown or len(heads) != 1:
         raise SchemaMismatch(
             f"{where} has schema version {', '.join(heads)}, unknown to this cocreate "
-            f"(it knows up to {head_revision()}); it was probably created by a newer cocreate. "
-            "Refusing to touch it: upgrade cocreate, or point it at another database."
+            f"(this build supports schema versions up to {head_revision()}); it was probably created "
+            "by a newer cocreate. Nothing was changed: upgrade cocreate, or point it at another database."
         )
     state = SchemaState(heads[0])
     missing = TABLE_NAMES - tables
@@ -117,6 +120,7 @@ def _migrate(conn: Connection, where: str) -> None:
     state = inspect_schema(conn, where)  # again, under the lock
     if state.current:
         return
+    log.info("migrating %s from schema %s to %s", where, state.revision or "(empty)", head_revision())
     config = alembic_config()
     config.attributes["connection"] = conn
     try:

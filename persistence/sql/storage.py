@@ -18,11 +18,13 @@ from persistence.base import (
     DocumentNotFound,
     DocumentRecord,
     NewUpdate,
+    RetiredEpoch,
     Snapshot,
     StorageError,
     StoredUpdate,
 )
 from persistence.sql.engine import Database, normalize_url
+from persistence.sql.epochs import read_retired_epochs, renew_epoch
 from persistence.sql.errors import translated
 from persistence.sql.schema import ensure_schema
 from persistence.sql.tables import documents, snapshots
@@ -291,6 +293,16 @@ class SqlStorage:
             async with self._db.read() as conn:
                 rows = (await conn.execute(query)).all()
         return [_record(row) for row in rows]
+
+    async def renew_epoch(
+        self, document_id: str, seq: int, state_vector: bytes, now: float
+    ) -> DocumentRecord:
+        self._require_open()
+        return _record(await renew_epoch(self._db, document_id, seq, state_vector, now, _RECORD_COLUMNS))
+
+    async def retired_epochs(self, document_id: str) -> list[RetiredEpoch]:
+        self._require_open()
+        return await read_retired_epochs(self._db, document_id)
 
     async def append_updates(self, document_id: str, updates: Sequence[NewUpdate]) -> int:
         self._require_open()

@@ -30,7 +30,7 @@ TABLE_NAMES = frozenset(
     {
         "documents", "updates", "snapshots", "access_entries", "invites",
         "comment_threads", "comments", "comment_reactions", "comment_mentions", "document_events",
-        "webhooks", "webhook_deliveries",
+        "webhooks", "webhook_deliveries", "retired_epochs",
     }
 )  # fmt: skip
 

@@ -1,6 +1,6 @@
 """The real @hocuspocus/provider (4.x, Node) against a real server: sync, three documents on one
-socket, read-only, unsynced changes that clear only after the commit (and survive a crash before
-it), awareness, stateless, and one document shared with y-websocket and Python clients."""
+socket, read-only, a live downgrade, unsynced changes that clear only after the commit (and survive
+a crash before it), awareness, stateless, and one document shared with y-websocket and Python clients."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from server.tokens import issue
 from tests.hocuspocus.conftest import Providers
 from tests.interop.node_client import NodeClient
 from tests.interop.py_peer import python_peer
+from tests.support.http import request
 from tests.support.server_process import ServerProcess, running_server
 
 SECRET = "hocuspocus-tests-secret-0123456789abcdef"
@@ -207,3 +208,42 @@ async def test_hocuspocus_y_websocket_and_python_on_one_document(
     finally:
         await ywebsocket.close()
     assert not ywebsocket.unknown_message_errors()
+
+
+async def test_a_downgrade_closes_that_document_of_the_provider(tmp_path: Path, hocuspocus_env: str) -> None:
+    """An access-list downgrade reaches the provider within a second (timed from before the HTTP
+    call): that document is denied and closed; the socket's other document stays writable."""
+    with running_server(tmp_path, None, "--secret", SECRET) as server:
+        made = Providers(server=server, node_path=hocuspocus_env)
+        try:
+            owner = token("olga", Role.OWNER)
+            dana = issue("dana", "Dana", {"kept": Role.EDITOR}, now=time.time(), ttl=3600, secret=SECRET)
+            grant = await asyncio.to_thread(
+                request, server.port, "PUT", "/api/documents/down/-/access/dana", {"role": "editor"},
+                {"Authorization": f"Bearer {owner}"},
+            )  # fmt: skip
+            assert grant.status == 200, grant.body
+            node = await made.start("dana")
+            for name in ("down", "kept"):
+                await node.open(name, dana)
+                await node.wait_for(name, scope="read-write", synced=True, unsynced=0)
+            await node.insert_text("down", "by dana")
+            await node.wait_for("down", unsynced=0)
+
+            started = time.monotonic()
+            lowered = await asyncio.to_thread(
+                request, server.port, "PUT", "/api/documents/down/-/access/dana", {"role": "viewer"},
+                {"Authorization": f"Bearer {owner}"},
+            )  # fmt: skip
+            assert lowered.status == 200, lowered.body
+            await node.wait_for("down", denied="your role on this document changed to viewer", timeout=5)
+            latency = time.monotonic() - started
+            assert latency < 1.0, latency
+            print(f"downgrade: the provider's document denied {latency * 1000:.0f} ms after the request")
+            assert not (await node.document("down"))["authenticated"]
+            await node.insert_text("kept", "still writable")  # same socket, another document
+            await node.wait_for("kept", unsynced=0)
+            assert log_rows(server, "kept") == 1
+        finally:
+            for started_node in made.started:
+                await started_node.close()

@@ -18,7 +18,7 @@ from persistence.memory import MemoryStorage
 from server.access import stamp_presence
 from server.app import build
 from server.auth import Credentials, Identity, Role
-from server.guard import CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED, AccessGuard
+from server.guard import CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED, AccessGuard, downgrade_reason
 from server.hub import Hub
 from server.settings import Settings
 from server.tokens import issue
@@ -204,6 +204,7 @@ class FakePeer:
     identity: Identity
     role: Role
     denied: list[int] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
     closed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def change_role(self, role: Role) -> None:
@@ -211,10 +212,11 @@ class FakePeer:
 
     def deny(self, code: int, reason: str) -> None:
         self.denied.append(code)
+        self.reasons.append(reason)
         self.closed.set()
 
 
-async def test_guard_downgrades_and_closes_on_access_changes(server: Server) -> None:
+async def test_guard_closes_downgraded_and_revoked_connections_and_upgrades_in_place(server: Server) -> None:
     hub = server.hub
     await hub.access.put_entry(_entry(DOC, "vi", "editor"))
     viewer = hub.authenticator.identify(_credentials(tok("vi", {"team/*": Role.VIEWER})), time.time())
@@ -224,13 +226,17 @@ async def test_guard_downgrades_and_closes_on_access_changes(server: Server) -> 
     hub.guard.track(a, hub.guard.generation(DOC))
     hub.guard.track(b, hub.guard.generation(DOC))
     await server("PUT", f"{BASE}/access/vi", OWNER, json={"role": "commenter"})
-    assert (a.role, a.denied) == (Role.COMMENTER, [])  # downgraded in place
-    await server("DELETE", f"{BASE}/access/vi", OWNER)
-    assert (a.role, a.denied) == (Role.VIEWER, [])  # the token's viewer grant remains
+    assert a.denied == [CLOSE_FORBIDDEN] and a.reasons == [downgrade_reason(Role.COMMENTER)]
+    assert not hub.guard.tracked(a) and len(hub.guard) == 1  # closed, not re-roled in place
     await server("DELETE", f"{BASE}/access/nobody", OWNER)
-    assert b.denied == [CLOSE_FORBIDDEN] and len(hub.guard) == 1
+    assert b.denied == [CLOSE_FORBIDDEN] and len(hub.guard) == 0
+    c = FakePeer(DOC, viewer, Role.COMMENTER)  # reconnected with the commenter role
+    hub.guard.track(c, hub.guard.generation(DOC))
     await server("PUT", f"{BASE}/access/vi", OWNER, json={"role": "owner"})
-    assert a.role == Role.OWNER  # upgrades apply live too
+    assert (c.role, c.denied) == (Role.OWNER, [])  # upgrades apply live, in place
+    await server("DELETE", f"{BASE}/access/vi", OWNER)
+    assert c.denied == [CLOSE_FORBIDDEN]  # down to the token's viewer grant: closed
+    assert c.reasons == [downgrade_reason(Role.VIEWER)]
 
 
 async def test_guard_closes_when_the_token_expires() -> None:

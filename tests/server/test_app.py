@@ -1,11 +1,20 @@
-"""The wiring's listening socket: accepted connections must not batch small frames (Nagle)."""
+"""The wiring: the listening socket (no Nagle); `serve` refusing an unusable database before listening."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 
+from persistence.sql import SqlStorage
+from persistence.sql.schema import head_revision
+from persistence.sql.tables import VERSION_TABLE
 from server.app import bind_socket
+from tests.support.server_process import ROOT
 
 
 async def test_accepted_connections_have_tcp_nodelay() -> None:
@@ -28,3 +37,38 @@ async def test_accepted_connections_have_tcp_nodelay() -> None:
     finally:
         server.close()
         await server.wait_closed()
+
+
+def test_serve_refuses_a_newer_schema_in_one_line_before_listening(tmp_path: Path) -> None:
+    """No "listening on" and no traceback: one line saying what was found, what this build
+    supports and that nothing changed; exit status 2; the file's bytes untouched."""
+    path = tmp_path / "cocreate.db"
+    asyncio.run(_cocreate_database(path))
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute(f"UPDATE {VERSION_TABLE} SET version_num = '9999_from_the_future'")
+    before = path.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cocreate.db"]
+
+    args = ["serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", str(tmp_path)]
+    result = subprocess.run(
+        [sys.executable, "-m", "server.cli", *args, "--db", f"sqlite:///{path}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    assert result.returncode == 2, lines
+    assert len(lines) == 1, lines
+    assert "9999_from_the_future" in lines[0]
+    assert f"supports schema versions up to {head_revision()}" in lines[0]
+    assert "Nothing was changed" in lines[0]
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cocreate.db"]
+
+
+async def _cocreate_database(path: Path) -> None:
+    storage = SqlStorage(f"sqlite+aiosqlite:///{path}")
+    await storage.open()
+    await storage.create_document("kept", 1.0)
+    await storage.close()

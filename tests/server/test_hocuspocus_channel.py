@@ -4,7 +4,7 @@ after the commit, read-only, auth, multiplexing, Close, caps, names, stateless, 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 import pytest
@@ -254,15 +254,45 @@ async def test_room_closing_a_document(server: InProcessServer) -> None:
 async def test_live_access_changes(server: InProcessServer) -> None:
     client = server.connect()
     await opened(client, "doc", token="ana")
+    await opened(client, "other", token="ana")
+
+    def next_message(predicate: Callable[[Any], bool]) -> Coroutine[Any, Any, Any]:
+        """The first message on "doc" after the ones seen so far (now) that satisfies `predicate`."""
+        seen = len(client.messages("doc"))
+
+        async def wait() -> Any:
+            await client.signal.until(lambda: any(predicate(m) for m in client.messages("doc")[seen:]))
+            return next(m for m in client.messages("doc")[seen:] if predicate(m))
+
+        return wait()
+
     ROLES["ana"]["doc"] = Role.VIEWER
     try:
-        await server.hub.guard.changed("doc")
-        await client.wait_for("doc", is_(Authenticated, scope="readonly"))
+        seen = len(client.messages("doc"))
+        await server.hub.guard.changed("doc")  # a downgrade closes that document only
+        reason = "your role on this document changed to viewer; reconnect"
+        await client.wait_for("doc", is_(Close, reason=reason))
+        assert client.messages("doc")[seen:] == [PermissionDenied(reason), Close(reason)]
+        client.send("other", SyncUpdate(text_update("still open")))
+        await client.wait_for("other", is_(SyncStatus, applied=True))
+        assert client.wire.open
+        waiting = next_message(is_(Authenticated))
+        client.send("doc", Token("ana", "4.8.0"), SyncStep1(b"\x00"))  # a new Auth: admitted read-only
+        assert await waiting == Authenticated("readonly")
+        waiting = next_message(is_(SyncStatus))
+        client.send("doc", SyncStep2(b"\x00\x00"))  # completes the handshake as a provider does
+        assert await waiting == SyncStatus(True)
+        waiting = next_message(is_(SyncStatus))
         client.send("doc", SyncUpdate(text_update("refused")))
-        await client.wait_for("doc", is_(SyncStatus, applied=False))
+        assert await waiting == SyncStatus(False)
+        ROLES["ana"]["doc"] = Role.EDITOR
+        waiting = next_message(is_(Authenticated))
+        await server.hub.guard.changed("doc")  # an upgrade applies in place
+        assert await waiting == Authenticated("read-write")
         ROLES["ana"]["doc"] = Role.NONE
+        waiting = next_message(is_(Close))
         await server.hub.guard.changed("doc")
-        await client.wait_for("doc", is_(Close))
-        assert any(isinstance(m, PermissionDenied) for m in client.messages("doc"))
+        assert await waiting == Close("your access to this document was revoked")
+        assert client.wire.open
     finally:
         del ROLES["ana"]["doc"]
