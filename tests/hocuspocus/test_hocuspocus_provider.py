@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 import sqlite3
 import time
@@ -17,6 +18,7 @@ from server.tokens import issue
 from tests.hocuspocus.conftest import Providers
 from tests.interop.node_client import NodeClient
 from tests.interop.py_peer import python_peer
+from tests.support.http import request
 from tests.support.server_process import ServerProcess, running_server
 
 SECRET = "hocuspocus-tests-secret-0123456789abcdef"
@@ -168,6 +170,38 @@ async def test_awareness_and_stateless(providers: Providers) -> None:
     assert (await ana.document("presence"))["stateless"] == []  # not echoed to the sender
     await ana.close_document("presence")
     await bob.wait_for("presence", awarenessLacks=[ana_id])
+
+
+async def test_comment_events_reach_the_provider_as_stateless(
+    providers: Providers, server: ServerProcess
+) -> None:
+    ana = await providers.start("ana")
+    await ana.open("commented")
+    await ana.open("uncommented")
+    await ana.wait_synced("commented")
+    await ana.wait_synced("uncommented")
+    await ana.insert_text("commented", "a sentence to discuss")
+    await ana.wait_for("commented", unsynced=0)
+    base = "/api/documents/commented/-"
+    reply = await asyncio.to_thread(
+        request,
+        server.port,
+        "POST",
+        f"{base}/threads",
+        {"root": "t", "range": {"start": 2, "end": 10}, "body": "?"},
+    )
+    assert reply.status == 201, reply
+    made = reply.json
+    state = await ana.wait_for("commented", timeout=5, statelessHas='"cocreate":"event"')
+    events = [json.loads(p) for p in state["docs"]["commented"]["stateless"]]
+    assert [(e["cocreate"], e["kind"]) for e in events] == [("event", "comment.thread_created")]
+    assert events[0]["data"]["thread"]["id"] == made["id"]
+    reply = await asyncio.to_thread(
+        request, server.port, "POST", f"{base}/threads/{made['id']}/comments", {"body": "!"}
+    )
+    assert reply.status == 201, reply
+    await ana.wait_for("commented", timeout=5, statelessHas='"comment.added"')
+    assert (await ana.document("uncommented"))["stateless"] == []  # another document's events: not here
 
 
 async def test_hocuspocus_y_websocket_and_python_on_one_document(
