@@ -7,6 +7,7 @@ an authenticated document. Each gets the endpoint's refusal; bystanders, the pro
 #   (the socket and its other documents stay open); a bad state vector: Close(reason);
 # - undecodable bytes: the socket closes 1002 (malformed) or 1009 (too large);
 # - a failed apply half-way (the room is rebuilt): the socket closes 1011 so the provider resyncs;
+# - bad awareness entries (decoded by the room): Close(reason) for that document;
 # - an unknown message type: ignored (the Hocuspocus reference server does the same).
 # After each case (`attacked`) a bystander provider on the same document was never closed, still
 # syncs and gets SyncStatus(1) for a new edit, the process is alive, and a fresh y-websocket client
@@ -283,10 +284,9 @@ async def test_quadratic_varint_as_message_length(server: ServerProcess, kind: s
 
 
 # -- 2. malformed messages of every type ------------------------------------------------------------
-# /ws closes 1002/1009 for undecodable bytes here too, and 1003 for an unknown type, which a
-# Hocuspocus socket ignores; /ws's 1007 (a bad update or state vector) closes the document here, and
-# so does a bad awareness payload: its frame decodes, the room decodes the entries (for the
-# document's socket, /ws closes the socket).
+# Undecodable frames close the socket with /ws's code (1002, 1009). An unknown type (/ws: 1003) is
+# ignored. What the room refuses (/ws: 1007 for a bad update or state vector; 1002/1009 for bad
+# awareness entries, which only the room decodes) closes that document instead of the socket.
 AWARENESS_FRAMING = {"awareness-no-payload", "awareness-length-past-end", "awareness-message-trailing"}
 HOCUSPOCUS_MEANING = {
     "auth-denied-from-client": IGNORED,  # 2/0/string is the provider's Token: the document is open already
