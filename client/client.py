@@ -36,6 +36,7 @@ from crdt.sync import (
 log = logging.getLogger("cocreate.client")
 
 AWARENESS_RENEW_SECONDS = 15.0
+FIRST_BACKOFF = 0.05  # seconds before the first reconnection attempt (before jitter), doubled each time
 PERMANENT_CLOSE_CODES = range(4400, 4500)
 
 
@@ -51,6 +52,7 @@ class Client:
         self.doc: Doc[Any] = doc if doc is not None else Doc()
         self.reconnect = reconnect
         self.max_backoff = max_backoff
+        self.rng = random.Random()  # the reconnection jitter (tests seed their own)
         self.synced = asyncio.Event()  # set once the first server state has been applied
         self.connected = asyncio.Event()
         self.epoch: str | None = None
@@ -223,8 +225,7 @@ class Client:
             if not self.reconnect or self._stopping:
                 break
             attempt += 1
-            delay = min(self.max_backoff, 0.05 * 2**attempt) * random.uniform(0.5, 1.0)
-            await asyncio.sleep(delay)
+            await asyncio.sleep(backoff_delay(attempt, self.max_backoff, self.rng))
         self.connected.clear()
 
     async def _serve(self, ws: ClientConnection) -> None:
@@ -335,6 +336,15 @@ async def connect(
         yield client
     finally:
         await client.close()
+
+
+def backoff_delay(attempt: int, max_backoff: float, rng: random.Random) -> float:
+    """Seconds to wait before reconnection `attempt` (1, 2, ...): exponential from FIRST_BACKOFF,
+    capped at `max_backoff`, times a jitter in [0.5, 1] so that clients dropped together do not
+    come back together. Any number of attempts (a long outage) stays within the cap."""
+    exponent = min(max(attempt, 0), 64)  # 2**attempt as a float overflows after ~1024 attempts
+    ceiling: float = min(max_backoff, FIRST_BACKOFF * 2**exponent)
+    return ceiling * rng.uniform(0.5, 1.0)
 
 
 def _with_query(url: str, param: str) -> str:

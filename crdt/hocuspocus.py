@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from enum import Enum
 
@@ -28,6 +29,7 @@ from crdt.messages import (
     DEFAULT_MAX_MESSAGE_SIZE,
     AuthDenied,
     AwarenessMessage,
+    DocumentEvent,
     Message,
     QueryAwareness,
     SyncStep1,
@@ -271,6 +273,24 @@ def allowed_from(sender: Sender, message: DocumentMessage | Ping | Pong) -> bool
     return not isinstance(message, forbidden)
 
 
+def event_payload(kind: str, data: str) -> str:
+    """The Stateless payload carrying a cocreate document event (a comment, a session change):
+    `{"cocreate":"event","kind":kind,"data":data}`, where `data` is JSON text, embedded as is."""
+    return '{"cocreate":"event","kind":' + json.dumps(kind) + ',"data":' + data + "}"
+
+
+def claims_cocreate(payload: str) -> bool:
+    """Whether a client's Stateless payload is a JSON object with a "cocreate" key: it would pass for
+    a server event at the other providers, so it is not relayed."""
+    if '"cocreate"' not in payload:
+        return False
+    try:
+        decoded = json.loads(payload)
+    except ValueError:
+        return False
+    return isinstance(decoded, dict) and "cocreate" in decoded
+
+
 def _clip(reason: str, limit: int = 4096) -> str:
     """A reason that fits the cap in UTF-8 (cut on a character boundary)."""
     return reason.encode("utf-8")[:limit].decode("utf-8", "ignore")
@@ -301,11 +321,14 @@ class HocuspocusSession:
 
     # -- output ------------------------------------------------------------------------
     def send(self, message: Message) -> None:
-        """Queue a room message; the cocreate extensions have no Hocuspocus form and are dropped."""
+        """Queue a room message. A document event becomes a Stateless message (`event_payload`); the
+        other cocreate extensions (ack, refused, epoch) have no Hocuspocus form and are dropped."""
         if isinstance(message, SyncStep1 | SyncStep2 | SyncUpdate | AwarenessMessage | QueryAwareness):
             self._outgoing.append(self.prefix + encode_message(message))
         elif isinstance(message, AuthDenied):
             self.send_body(PermissionDenied(message.reason))
+        elif isinstance(message, DocumentEvent):
+            self.send_body(Stateless(event_payload(message.kind, message.data)))
 
     def send_body(self, message: DocumentMessage) -> None:
         self._outgoing.append(self.prefix + encode_body(message))

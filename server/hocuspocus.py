@@ -94,7 +94,7 @@ class HocuspocusEndpoint:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self.limits = HocuspocusLimits(max_payload_bytes=hub.settings.max_message_size)
-        self.relay = Relay()
+        self.relay = Relay(hub.events)
 
     def __call__(self, connection: Wire, admission: Admission) -> HocuspocusChannel:
         return HocuspocusChannel(self, connection, admission)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from crdt.errors import CoreError
@@ -16,11 +18,14 @@ from crdt.hocuspocus import (
     PermissionDenied,
     Stateless,
     Token,
+    claims_cocreate,
     encode_body,
+    event_payload,
 )
 from crdt.sync import AwarenessReceived
 from server.access import stamp_presence
 from server.auth import Identity, Role
+from server.events import DocumentEvent, EventBus
 from server.frames import broadcast
 from server.peer import peer_ids
 from server.room import Room
@@ -66,7 +71,14 @@ class DocumentPeer:
     def receive(self, message: DocumentMessage, size: int) -> None:
         """One decoded message for this document (the channel handled Close and Token)."""
         if isinstance(message, Stateless):
-            self.channel.endpoint.relay.stateless(self, message.payload)
+            if claims_cocreate(message.payload):  # a spoofed server event: not relayed
+                log.info(
+                    "conn=%d: doc=%r: stateless claiming to be cocreate's dropped",
+                    self.connection.id,
+                    self.document,
+                )
+            else:
+                self.channel.endpoint.relay.stateless(self, message.payload)
             return
         if isinstance(message, Token | Close):
             return
@@ -138,13 +150,19 @@ class DocumentPeer:
 
 
 class Relay:
-    """The open Hocuspocus document peers of this server by document, for stateless messages."""
+    """The open Hocuspocus document peers of this server by document, for stateless messages and the
+    document's events (comments, sessions), which reach them as Stateless `event_payload` messages."""
 
-    def __init__(self) -> None:
+    def __init__(self, events: EventBus) -> None:
+        self.events = events
         self._peers: dict[str, set[DocumentPeer]] = {}
+        self._unlisten: dict[str, Callable[[], None]] = {}
 
     def add(self, peer: DocumentPeer) -> None:
-        self._peers.setdefault(peer.document, set()).add(peer)
+        peers = self._peers.setdefault(peer.document, set())
+        if not peers:
+            self._unlisten[peer.document] = self.events.listen(peer.document, self._forward)
+        peers.add(peer)
 
     def discard(self, peer: DocumentPeer) -> None:
         peers = self._peers.get(peer.document)
@@ -152,9 +170,15 @@ class Relay:
             peers.discard(peer)
             if not peers:
                 del self._peers[peer.document]
+                self._unlisten.pop(peer.document)()
 
     def stateless(self, sender: DocumentPeer, payload: str) -> None:
         """Send `payload` to every other Hocuspocus peer of the sender's document, encoded once
         per distinct address."""
         receivers = [peer for peer in self._peers.get(sender.document, ()) if peer.open]
         broadcast(receivers, encode_body(Stateless(payload)), exclude=sender)
+
+    def _forward(self, event: DocumentEvent) -> None:
+        receivers = [peer for peer in self._peers.get(event.document, ()) if peer.open]
+        data = json.dumps(event.data, separators=(",", ":"))
+        broadcast(receivers, encode_body(Stateless(event_payload(event.kind, data))))

@@ -172,8 +172,9 @@ class WebSocketConnection(asyncio.Protocol):
             self.channel = None
             self.hub.connections -= 1
             self._gauge.dec()
-            received = self.protocol.close_rcvd
-            code = self._close_code or (received.code if received is not None else 1006)
+            sent, received = self.protocol.close_sent, self.protocol.close_rcvd
+            close = sent if sent is not None else received  # ours, also when websockets failed it
+            code = self._close_code or (close.code if close is not None else 1006)
             duration = round(self._loop.time() - self._opened_at, 3)
             log.info(
                 "close conn=%d %s peer=%s code=%s",
@@ -419,7 +420,27 @@ class WebSocketConnection(asyncio.Protocol):
             # the peer's close frame instead: closing a socket with unread input resets the connection,
             # and the reset destroys our close frame before the peer reads it (it would see 1006).
             self._closing = True
-            self._finish_after_flush()
+            if protocol.close_rcvd is None and self._unread_input_possible():
+                self._linger()  # we failed the connection: the peer may still be sending
+            else:
+                self._finish_after_flush()
+
+    def _unread_input_possible(self) -> bool:
+        transport = self.transport
+        return transport is not None and not transport.is_closing() and not self.protocol.reader.eof
+
+    def _linger(self) -> None:
+        """After failing the connection (our close frame and EOF are sent): read and discard (websockets
+        does) until the peer's EOF, when asyncio closes the socket, or abort after the close timeout.
+        Closing now, with the rest of an oversized message still arriving, would reset the connection,
+        and the reset destroys our close frame before the peer reads it (it would see 1006)."""
+        transport = self.transport
+        if transport is None or self._finished:
+            return
+        self._finished = True
+        self._pause_reasons.clear()
+        transport.resume_reading()
+        self._loop.call_later(self.hub.settings.close_timeout, _abort_if_open, transport)
 
     def _finish_after_flush(self) -> None:
         """Close the TCP connection once written out, or abort it after the close timeout."""

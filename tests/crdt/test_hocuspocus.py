@@ -3,6 +3,7 @@ caps, and one SyncStatus per update-carrying message, in order, only once final.
 
 from __future__ import annotations
 
+import json
 import random
 from typing import Any
 
@@ -30,13 +31,16 @@ from crdt.hocuspocus import (
     Token,
     TokenRequest,
     allowed_from,
+    claims_cocreate,
     decode_frame,
     encode_frame,
+    event_payload,
 )
 from crdt.messages import (
     Ack,
     AuthDenied,
     AwarenessMessage,
+    DocumentEvent,
     Epoch,
     QueryAwareness,
     SyncStep1,
@@ -263,19 +267,53 @@ def test_read_only_refuses_updates_and_defers_step2() -> None:
     assert statuses(session) == [True]
 
 
-def test_send_maps_room_messages_and_drops_cocreate_extensions() -> None:
+def test_send_maps_room_messages_events_to_stateless_and_drops_other_extensions() -> None:
     session = HocuspocusSession("a\x00s1")
     session.send(SyncStep1(b"\x00"))
     session.send_step2(b"\x00\x00")
     session.send(AuthDenied("nope"))
     session.send(Ack(3))
     session.send(Epoch("e"))
+    session.send(DocumentEvent("comment.created", '{"id":"c1","body":"h\\u00e9"}'))
     frames = [decode_frame(frame, Sender.SERVER) for frame in session.data_to_send()]
     assert frames == [
         Envelope("a\x00s1", SyncStep1(b"\x00")),
         Envelope("a\x00s1", SyncStep2(b"\x00\x00")),
         Envelope("a\x00s1", PermissionDenied("nope")),
+        Envelope(
+            "a\x00s1",
+            Stateless('{"cocreate":"event","kind":"comment.created","data":{"id":"c1","body":"h\\u00e9"}}'),
+        ),
     ]
+    last = frames[-1]
+    assert isinstance(last, Envelope) and isinstance(last.message, Stateless)
+    assert json.loads(last.message.payload) == {
+        "cocreate": "event",
+        "kind": "comment.created",
+        "data": {"id": "c1", "body": "h\u00e9"},
+    }
+
+
+def test_event_payload_is_json_for_any_kind() -> None:
+    payload = event_payload('odd "kind"\n', "[1,2]")
+    assert json.loads(payload) == {"cocreate": "event", "kind": 'odd "kind"\n', "data": [1, 2]}
+    assert claims_cocreate(payload)
+
+
+@pytest.mark.parametrize(
+    ("payload", "claims"),
+    [
+        ('{"cocreate":1}', True),
+        ('{ "cocreate" :"x"}', True),
+        ('["cocreate"]', False),
+        ('"cocreate"', False),
+        ('{"cocreate', False),
+        ('{"a":{"cocreate":1}}', False),
+        ("hello", False),
+    ],
+)
+def test_claims_cocreate(payload: str, claims: bool) -> None:
+    assert claims_cocreate(payload) is claims
 
 
 # -- Document.holds (the read-only step 2 check) -------------------------------------------------

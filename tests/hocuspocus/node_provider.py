@@ -162,6 +162,13 @@ class HocuspocusNode:
     async def map_set(self, doc: str, key: str, value: Any, root: str = "m") -> None:
         await self.request("mapSet", doc=doc, root=root, key=key, value=value)
 
+    async def array_insert(
+        self, doc: str, values: list[Any], root: str = "a", index: int | None = None
+    ) -> None:
+        await self.request(
+            "arrayInsert", doc=doc, root=root, values=values, **({} if index is None else {"index": index})
+        )
+
     async def set_awareness(self, doc: str, state: dict[str, Any] | None) -> None:
         await self.request("setAwareness", doc=doc, state=state)
 

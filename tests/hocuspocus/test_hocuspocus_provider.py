@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 import sqlite3
 import time
@@ -171,12 +172,44 @@ async def test_awareness_and_stateless(providers: Providers) -> None:
     await bob.wait_for("presence", awarenessLacks=[ana_id])
 
 
+async def test_comment_events_reach_the_provider_as_stateless(
+    providers: Providers, server: ServerProcess
+) -> None:
+    ana = await providers.start("ana")
+    await ana.open("commented")
+    await ana.open("uncommented")
+    await ana.wait_synced("commented")
+    await ana.wait_synced("uncommented")
+    await ana.insert_text("commented", "a sentence to discuss")
+    await ana.wait_for("commented", unsynced=0)
+    base = "/api/documents/commented/-"
+    reply = await asyncio.to_thread(
+        request,
+        server.port,
+        "POST",
+        f"{base}/threads",
+        {"root": "t", "range": {"start": 2, "end": 10}, "body": "?"},
+    )
+    assert reply.status == 201, reply
+    made = reply.json
+    state = await ana.wait_for("commented", timeout=5, statelessHas='"cocreate":"event"')
+    events = [json.loads(p) for p in state["docs"]["commented"]["stateless"]]
+    assert [(e["cocreate"], e["kind"]) for e in events] == [("event", "comment.thread_created")]
+    assert events[0]["data"]["thread"]["id"] == made["id"]
+    reply = await asyncio.to_thread(
+        request, server.port, "POST", f"{base}/threads/{made['id']}/comments", {"body": "!"}
+    )
+    assert reply.status == 201, reply
+    await ana.wait_for("commented", timeout=5, statelessHas='"comment.added"')
+    assert (await ana.document("uncommented"))["stateless"] == []  # another document's events: not here
+
+
 async def test_hocuspocus_y_websocket_and_python_on_one_document(
     providers: Providers, server: ServerProcess, node_env: str
 ) -> None:
     name = "mixed/doc"
     hocus = await providers.start("hocus")
-    await hocus.open(name)
+    await hocus.open(name, roots={"a": "array"})
     await hocus.wait_synced(name)
     ywebsocket = NodeClient(server.ws("").rstrip("/"), name, name="y-websocket", node=node_env)
     try:
@@ -194,6 +227,28 @@ async def test_hocuspocus_y_websocket_and_python_on_one_document(
             await hocus.wait_for(name, roots={"m": expected})
             await ywebsocket.wait_for(roots={"m": expected})
             await python.until(lambda: python.map.to_py() == expected, what="the merged map")
+            # concurrent inserts at the same position of a Y.Text and a Y.Array, from all three
+            await asyncio.gather(
+                hocus.insert_text(name, "[hocus]", index=0),
+                ywebsocket.insert_text("t", "[ywebsocket]", index=0),
+                hocus.array_insert(name, ["hocus", {"n": "one"}], index=0),
+                ywebsocket.array_insert("a", ["ywebsocket", ["two"]], index=0),
+            )
+            python.insert_text_at_char(0, "[python]")
+            python.array.insert(0, "python")
+            fragments = ("[hocus]", "[ywebsocket]", "[python]")
+            await python.until(
+                lambda: all(f in str(python.text) for f in fragments) and len(python.array) == 5,
+                what="every insert at the Python client",
+            )
+            merged = {"t": str(python.text), "a": python.array.to_py()}
+            assert len(merged["t"]) == sum(map(len, fragments))
+            assert sorted(map(str, merged["a"])) == sorted(
+                map(str, ["hocus", {"n": "one"}, "ywebsocket", ["two"], "python"])
+            )
+            await hocus.wait_for(name, roots=merged)
+            await ywebsocket.wait_for(roots=merged)
+            assert python.content()["t"] == merged["t"] and python.content()["a"] == merged["a"]
             await hocus.set_awareness(name, {"user": "hocus"})
             await ywebsocket.set_awareness({"user": "ywebsocket"})
             python.client.set_awareness({"user": "python"})

@@ -165,12 +165,6 @@ async def test_node_client_offline_edits_merge_on_reconnect(peers: Peers) -> Non
     )
     await converge("seed", [n1, n2], [py])
 
-    # n1 clears its presence first and n2 has seen that. Otherwise n2 echoes the removal that
-    # provider.disconnect() sends, and if the echo reaches the server after n1's connection is gone,
-    # n2's connection claims n1's client id and n1's offline edits are refused for good: see
-    # ECHO_CLAIM_BUG and the xfail tests at the end. Presence cleared, there is nothing to echo.
-    await n1.set_awareness(None)
-    await n2.wait_for(awarenessLacks=[n1.client_id])
     await n1.disconnect()
     await n1.wait_for(connected=False)
     await n1.transact(
@@ -290,7 +284,7 @@ async def test_awareness_reaches_everyone_and_is_removed_on_disconnect(peers: Pe
     await py.until(lambda: n2.client_id not in py.client.remote_states, what="killed n2's awareness removed")
 
     # provider.disconnect() (the provider sends its own removal, the server relays it). Reconnecting
-    # the same provider afterwards is the subject of the xfail tests at the end (ECHO_CLAIM_BUG).
+    # the same provider afterwards: see the regression tests at the end.
     await n1.disconnect()
     await n3.wait_for(awarenessLacks=[id1])
     await py.until(lambda: n1.client_id not in py.client.remote_states, what="n1's awareness removed")
@@ -389,14 +383,9 @@ async def test_stock_clients_get_no_unknown_message_types(peers: Peers) -> None:
 
 
 # -- 7. regressions: echoed awareness must not lock a reconnecting client out -------------------------------
-ECHO_CLAIM_BUG = (
-    "server bug: y-websocket providers re-broadcast every awareness change they apply, including the "
-    "removal the server sends when a connection drops; the echo reaches the server after the release "
-    "(crdt/awareness.py AwarenessRegistry.release forgets the client id) and AwarenessRegistry.apply lets "
-    "the echoing connection claim the id (first claim wins, even with a null state). When the dropped "
-    "client reconnects, its awareness is dropped as spoofing and room.py's validator refuses its new "
-    "structs ('owned by another connection') with close 1007, forever: it reconnects in a loop."
-)
+# The providers echo the awareness removal the server broadcasts when a connection drops; the echo
+# arrives after the release. It must not let the echoing connection claim the dropped client's id:
+# the client, back, would have its awareness dropped as spoofing and its edits refused (1007) forever.
 
 
 async def test_node_client_can_edit_after_a_network_drop(peers: Peers) -> None:

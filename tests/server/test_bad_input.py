@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import json
+import sqlite3
 
 import pytest
 from pycrdt import Doc, Text
@@ -17,7 +19,13 @@ from tests.support.server_process import ServerProcess
 
 
 async def close_code_after(url: str, frame: bytes | str) -> int | None:
+    return (await closed_after(url, frame))[0]
+
+
+async def closed_after(url: str, frame: bytes | str) -> tuple[int | None, int]:
+    """Send `frame` on a new connection: the close code the server answers with, and our local port."""
     async with ws_connect(url, max_size=None, compression=None) as ws:
+        port = int(ws.local_address[1])
         await ws.send(frame)
         try:
             async with asyncio.timeout(5):
@@ -25,7 +33,18 @@ async def close_code_after(url: str, frame: bytes | str) -> int | None:
                     await ws.recv()
         except ConnectionClosed:
             pass
-        return ws.close_code
+        return ws.close_code, port
+
+
+def log_rows(server: ServerProcess, name: str) -> int:
+    """Rows of document `name` in the update log, read straight from the SQLite file."""
+    with contextlib.closing(sqlite3.connect(server.db_url.split(":///", 1)[1])) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM updates JOIN documents ON documents.id = updates.document_id "
+            "WHERE documents.name = ?",
+            (name,),
+        ).fetchone()
+    return int(row[0])
 
 
 @pytest.mark.parametrize(
@@ -48,7 +67,13 @@ async def test_malformed_messages_close_only_that_connection(
     async with connect(url, doc) as honest:
         doc.get("t", type=Text).insert(0, "kept")
         await honest.flushed()
-        assert await close_code_after(url, frame) == code
+        rows = log_rows(server, "bad/input")
+        assert rows > 0
+        closed_with, port = await closed_after(url, frame)
+        assert closed_with == code
+        logged = rf"close conn=\d+ doc='bad/input' .*peer=127\.0\.0\.1:{port} code={code}\b"
+        assert await asyncio.to_thread(server.wait_for_log, logged), server.log_text()[-2000:]
+        assert log_rows(server, "bad/input") == rows  # nothing of the bad frame was stored
         doc.get("t", type=Text).insert(4, " and more")
         await honest.flushed()
         assert honest.connections == 1  # the honest client was never disconnected

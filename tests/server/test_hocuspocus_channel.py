@@ -209,9 +209,28 @@ async def test_stateless_goes_to_the_documents_other_peers(server: InProcessServ
     await opened(sender, "doc")
     await opened(receiver, "doc")
     await opened(elsewhere, "other")
+    sender.send("doc", Stateless('{ "cocreate" : "event", "kind": "comment.deleted", "data": {}}'))  # spoofed
     sender.send("doc", Stateless('{"hello":1}'))
     await receiver.wait_for("doc", is_(Stateless, payload='{"hello":1}'))
+    assert [m for m in receiver.messages("doc") if isinstance(m, Stateless)] == [Stateless('{"hello":1}')]
     assert not [m for m in sender.messages("doc") + elsewhere.messages("other") if isinstance(m, Stateless)]
+
+
+async def test_document_events_reach_that_documents_peers_as_stateless(server: InProcessServer) -> None:
+    first, second, elsewhere = server.connect(), server.connect(), server.connect()
+    await opened(first, "doc")
+    await opened(first, "doc\x00session-2")  # the same document under a session-aware address
+    await opened(second, "doc")
+    await opened(elsewhere, "other")
+    server.hub.events.publish("doc", "comment.created", {"id": "c1", "body": "hi"})
+    payload = '{"cocreate":"event","kind":"comment.created","data":{"id":"c1","body":"hi"}}'
+    for client, address in ((first, "doc"), (first, "doc\x00session-2"), (second, "doc")):
+        await client.wait_for(address, is_(Stateless, payload=payload), f"the event at {address!r}")
+    assert not [m for m in elsewhere.messages("other") if isinstance(m, Stateless)]
+    second.disconnect()
+    first.send("doc", Close())
+    first.send("doc\x00session-2", Close())
+    assert set(server.endpoint.relay._unlisten) == {"other"}  # the last peer of "doc" stopped listening
 
 
 async def test_ping_only_for_version_4_providers() -> None:

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,8 +31,10 @@ from crdt.hocuspocus import (
     encode_frame,
 )
 from crdt.messages import SyncStep1, SyncStep2, SyncUpdate
+from server.auth import Role
 from server.settings import Settings
-from tests.support.server_process import ServerProcess
+from server.tokens import issue
+from tests.support.server_process import ServerProcess, running_server
 
 PENDING_DOCUMENTS_CAP = Settings().hocuspocus_pending_documents
 
@@ -154,3 +159,22 @@ async def test_paths_other_than_the_endpoint_are_not_hocuspocus(server: ServerPr
         assert decode_frame(await ws.recv(decode=False), Sender.SERVER) == Envelope(
             "slash", Authenticated("read-write")
         )
+
+
+async def test_an_edit_is_logged_with_the_authenticated_user_as_author(tmp_path: Path) -> None:
+    secret = "hocuspocus-author-secret-0123456789abcdef"
+    with running_server(tmp_path, None, "--secret", secret) as server:
+        token = issue("ada", "Ada", {"*": Role.EDITOR}, now=time.time(), ttl=600, secret=secret)
+        async with raw(server) as client:
+            await client.send("authored", Token(token))
+            await client.send("authored", SyncStep1(b"\x00"))
+            await client.expect(lambda e: e.message == Authenticated("read-write"))
+            await client.send("authored", SyncUpdate(update("by ada")))
+            await client.expect(lambda e: e.message == SyncStatus(True))  # committed
+        path = server.db_url.split(":///", 1)[1]
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            rows = db.execute(
+                "SELECT author FROM updates JOIN documents ON documents.id = updates.document_id "
+                "WHERE documents.name = 'authored'"
+            ).fetchall()
+        assert rows == [("ada",)]

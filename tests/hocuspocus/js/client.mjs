@@ -14,7 +14,7 @@
 //   open {doc, token?, roots?, sessionAwareness?}   new Y.Doc + provider, attached to the socket
 //   close {doc}                                     provider.destroy(): sends Close for the document
 //   insertText {doc, root, text, index?} | deleteText {doc, root, index, length}
-//   mapSet {doc, root, key, value}
+//   mapSet {doc, root, key, value} | arrayInsert {doc, root, values, index?}
 //   setAwareness {doc, state}                       awareness.setLocalState(state)
 //   stateless {doc, payload}                        provider.sendStateless(payload)
 //   disconnect | connect                            the shared socket
@@ -25,6 +25,7 @@
 //   waitFor {doc?, until, timeoutMs}                answer once every key of `until` holds for `doc`:
 //      synced, authenticated (bool), scope, unsynced (number), roots {name: json},
 //      awarenessHas [ids], awarenessLacks [ids], denied "text", closed "text", stateless "payload",
+//      statelessHas "text" (a payload containing it),
 //      status "connected"|"disconnected" (the socket)
 //   exit
 
@@ -168,6 +169,7 @@ const holds = (name, until) => {
   if (until.denied && !s.denied.some((r) => r.includes(until.denied))) return false
   if (until.closed && !s.closed.some((r) => r.includes(until.closed))) return false
   if (until.stateless && !s.stateless.includes(until.stateless)) return false
+  if (until.statelessHas && !s.stateless.some((p) => p.includes(until.statelessHas))) return false
   return true
 }
 
@@ -212,6 +214,11 @@ const handle = (cmd) => {
     case 'mapSet':
       rootOf(entryOf(cmd.doc), cmd.root, 'map').set(cmd.key, cmd.value)
       return {}
+    case 'arrayInsert': {
+      const array = rootOf(entryOf(cmd.doc), cmd.root, 'array')
+      array.insert(cmd.index ?? array.length, cmd.values)
+      return {}
+    }
     case 'setAwareness':
       entryOf(cmd.doc).provider.awareness.setLocalState(cmd.state ?? null)
       return {}
