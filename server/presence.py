@@ -7,9 +7,10 @@
 # started when rows are waiting, appends them: one transaction for the rows of up to
 # `BATCH_DOCUMENTS` documents, so the writer keeps pace with rooms opening (a transaction per
 # document did not, and its backlog grew with every room); what arrives meanwhile forms the next
-# batch. At most `max_pending` rows wait in memory: past that, new rows are dropped and counted. A sample that comes less than `interval` after the
-# previous one of its client waits for its slot and is replaced by any newer one (the last state
-# of a burst of cursor moves is the one kept); a cleared state ("null") and a leave go out at once.
+# batch. At most `max_pending` rows wait in memory: past that, new rows are dropped and counted.
+# A sample that comes less than `interval` after the previous one of its client waits for its slot
+# and is replaced by any newer one (the last state of a burst of cursor moves is the one kept); a
+# cleared state ("null") and a leave go out at once.
 # Presence is best effort: a failed write is logged and dropped, the room is never slowed.
 
 from __future__ import annotations
