@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -56,6 +56,11 @@ class HistoryStore(Protocol):
 
     async def append_presence(self, document_id: str, rows: Sequence[NewPresence]) -> int:
         """Append in one transaction; return the last seq. `DocumentNotFound` (SQL) for an unknown id."""
+
+    async def append_presence_batch(self, batch: Mapping[str, Sequence[NewPresence]]) -> dict[str, int]:
+        """Append the rows of several documents in one transaction; {document id: its last seq} for
+        the documents stored. An unknown document id (SQL) is skipped: absent from the result. A row
+        that cannot be stored (`ValueError`) fails the whole batch: nothing is stored."""
 
     async def read_presence(
         self,

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import astuple
 
 from persistence.comments import NewEvent, StoredEvent
@@ -21,20 +21,31 @@ def _check_text(*values: str) -> None:
         value.encode("utf-8")
 
 
+def _check_rows(rows: Sequence[NewPresence]) -> None:
+    for row in rows:
+        if row.kind not in PRESENCE_KINDS:
+            raise ValueError(f"unknown presence kind {row.kind!r}")
+        _check_text(row.author, row.data)
+
+
 class MemoryHistoryStore:
     def __init__(self) -> None:
         self._presence: dict[str, list[StoredPresence]] = defaultdict(list)
         self._events: dict[str, list[StoredEvent]] = defaultdict(list)
 
     async def append_presence(self, document_id: str, rows: Sequence[NewPresence]) -> int:
+        _check_rows(rows)
         stored = self._presence[document_id]
-        for row in rows:
-            if row.kind not in PRESENCE_KINDS:
-                raise ValueError(f"unknown presence kind {row.kind!r}")
-            _check_text(row.author, row.data)
         for row in rows:
             stored.append(StoredPresence(len(stored) + 1, *astuple(row)))
         return len(stored)
+
+    async def append_presence_batch(self, batch: Mapping[str, Sequence[NewPresence]]) -> dict[str, int]:
+        for rows in batch.values():
+            _check_rows(rows)
+        return {
+            document_id: await self.append_presence(document_id, rows) for document_id, rows in batch.items()
+        }
 
     async def read_presence(
         self,

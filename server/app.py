@@ -201,6 +201,12 @@ class FirstRequestTimeout(H11Protocol):
         if idle and transport.get_protocol() is self and not transport.is_closing():
             transport.abort()
 
+    def handle_websocket_upgrade(self, event: Any) -> None:
+        # The websocket protocol takes the transport over: this protocol never hears connection_lost,
+        # and an armed timer would keep it (scope, headers, h11 state) alive for `handshake_timeout`.
+        self._first_request.cancel()
+        super().handle_websocket_upgrade(event)
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._first_request.cancel()
         super().connection_lost(exc)

@@ -4,15 +4,19 @@
 # sampled at most once a second per awareness client and written in batches next to the update log.
 #
 # The room calls the `PresenceHook` methods from its own task; they only buffer. One writer task,
-# started when rows are waiting, appends them (one transaction per document per batch); what
-# arrives meanwhile forms the next batch. A sample that comes less than `interval` after the
-# previous one of its client waits for its slot and is replaced by any newer one (the last state
-# of a burst of cursor moves is the one kept); a cleared state ("null") and a leave go out at once.
+# started when rows are waiting, appends them: one transaction for the rows of up to
+# `BATCH_DOCUMENTS` documents, so the writer keeps pace with rooms opening (a transaction per
+# document did not, and its backlog grew with every room); what arrives meanwhile forms the next
+# batch. At most `max_pending` rows wait in memory: past that, new rows are dropped and counted.
+# A sample that comes less than `interval` after the previous one of its client waits for its slot
+# and is replaced by any newer one (the last state of a burst of cursor moves is the one kept); a
+# cleared state ("null") and a leave go out at once.
 # Presence is best effort: a failed write is logged and dropped, the room is never slowed.
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -29,6 +33,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("cocreate.presence")
 
 SAMPLE_INTERVAL = 1.0
+MAX_PENDING_ROWS = 20_000  # rows waiting to be written; more are dropped (the database is behind)
+BATCH_DOCUMENTS = 256  # documents per write transaction
 
 
 class PresenceHook(Protocol):
@@ -45,12 +51,19 @@ class PresenceRecorder:
     """The `PresenceHook` that stores what it hears through a `HistoryStore`."""
 
     def __init__(
-        self, store: HistoryStore, clock: Callable[[], float], interval: float = SAMPLE_INTERVAL
+        self,
+        store: HistoryStore,
+        clock: Callable[[], float],
+        interval: float = SAMPLE_INTERVAL,
+        max_pending: int = MAX_PENDING_ROWS,
     ) -> None:
         self.store = store
         self.clock = clock
         self.interval = interval
+        self.max_pending = max_pending
         self._rows: dict[str, list[NewPresence]] = {}
+        self._pending = 0  # rows in `_rows`
+        self._overflowing = False  # dropping rows since the backlog reached `max_pending`
         self._last: dict[tuple[str, int], float] = {}  # (document id, client) -> time of its last sample
         self._waiting: dict[tuple[str, int], tuple[NewPresence, asyncio.TimerHandle]] = {}
         self._writer: asyncio.Task[None] | None = None
@@ -121,20 +134,59 @@ class PresenceRecorder:
     def _add_row(self, document: str, row: NewPresence) -> None:
         if not document:
             return
+        if self._pending >= self.max_pending:
+            self.dropped += 1
+            if not self._overflowing:
+                self._overflowing = True
+                log.warning("presence not recorded: %d rows already wait for the database", self._pending)
+            return
         self._rows.setdefault(document, []).append(row)
+        self._pending += 1
         if self._writer is None or self._writer.done():
             self._writer = asyncio.get_running_loop().create_task(self._write(), name="presence-writer")
 
+    def pending(self) -> int:
+        """Rows waiting to be written."""
+        return self._pending
+
     async def _write(self) -> None:
         while self._rows:
-            document, rows = next(iter(self._rows.items()))
-            del self._rows[document]
+            batch = self._take_batch()
             try:
-                await self.store.append_presence(document, rows)
-                self.written += len(rows)
+                stored = await self.store.append_presence_batch(batch)
+                unknown = [document for document in batch if document not in stored]
+                if unknown:
+                    log.warning(
+                        "presence of %d unknown document(s) not recorded, e.g. %s", len(unknown), unknown[0]
+                    )
+            except ValueError:  # a row the store refuses: write document by document to keep the rest
+                stored = await self._write_each(batch)
+            except StorageError as exc:
+                stored = {}
+                log.warning("presence of %d document(s) not recorded: %s", len(batch), exc)
+            for document, rows in batch.items():
+                if document in stored:
+                    self.written += len(rows)
+                else:
+                    self.dropped += len(rows)
+
+    def _take_batch(self) -> dict[str, list[NewPresence]]:
+        batch: dict[str, list[NewPresence]] = {}
+        for document in list(itertools.islice(self._rows, BATCH_DOCUMENTS)):
+            batch[document] = rows = self._rows.pop(document)
+            self._pending -= len(rows)
+        if self._pending < self.max_pending // 2:
+            self._overflowing = False
+        return batch
+
+    async def _write_each(self, batch: dict[str, list[NewPresence]]) -> dict[str, int]:
+        stored: dict[str, int] = {}
+        for document, rows in batch.items():
+            try:
+                stored[document] = await self.store.append_presence(document, rows)
             except (StorageError, ValueError) as exc:
-                self.dropped += len(rows)
                 log.warning("presence of document %s not recorded (%d rows): %s", document, len(rows), exc)
+        return stored
 
     async def drain(self) -> None:
         """Record the samples still waiting for their slot, then wait until everything is written."""

@@ -70,6 +70,7 @@ class WebSocketConnection(asyncio.Protocol):
         self._server_connections: set[Any] | None = getattr(server_state, "connections", None)
         self._loop = _loop or asyncio.get_event_loop()
         self._timer: asyncio.TimerHandle | None = None
+        self._close_deadlines: list[asyncio.TimerHandle] = []  # abort if the close does not finish
         self._pending_input = 0
         self._closing = False
         self._finished = False  # the TCP connection is being closed
@@ -161,6 +162,9 @@ class WebSocketConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        for deadline in self._close_deadlines:  # else each keeps the closed transport for `close_timeout`
+            deadline.cancel()
+        self._close_deadlines.clear()
         if self._server_connections is not None:
             self._server_connections.discard(self)
         if self._counted:
@@ -396,7 +400,7 @@ class WebSocketConnection(asyncio.Protocol):
         self._pause_reasons.clear()
         if not transport.is_closing():
             transport.resume_reading()
-        self._loop.call_later(self.hub.settings.close_timeout, _abort_if_open, transport)
+        self._abort_later(transport)
 
     # -- helpers ------------------------------------------------------------------------
     def _write_protocol_output(self) -> None:
@@ -452,7 +456,11 @@ class WebSocketConnection(asyncio.Protocol):
             transport.abort()
             return
         transport.close()
-        self._loop.call_later(self.hub.settings.close_timeout, _abort_if_open, transport)
+        self._abort_later(transport)
+
+    def _abort_later(self, transport: asyncio.Transport) -> None:
+        timeout = self.hub.settings.close_timeout
+        self._close_deadlines.append(self._loop.call_later(timeout, _abort_if_open, transport))
 
 
 def _abort_if_open(transport: asyncio.Transport) -> None:

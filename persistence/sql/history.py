@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TypeVar
 
 from sqlalchemy import func, insert, or_, select
@@ -27,6 +27,14 @@ _ATTEMPTS = 8
 T = TypeVar("T")
 
 
+def _check_rows(rows: Sequence[NewPresence]) -> None:
+    for row in rows:
+        if row.kind not in PRESENCE_KINDS:
+            raise ValueError(f"unknown presence kind {row.kind!r}")
+        _check_text(row.author, "author")
+        _check_text(row.data, "presence data")
+
+
 class SqlHistoryStore:
     """The `HistoryStore` on the database of an opened `SqlStorage` (`SqlStorage.database`)."""
 
@@ -43,11 +51,7 @@ class SqlHistoryStore:
             raise DocumentNotFound(document_id)
 
     async def append_presence(self, document_id: str, rows: Sequence[NewPresence]) -> int:
-        for row in rows:
-            if row.kind not in PRESENCE_KINDS:
-                raise ValueError(f"unknown presence kind {row.kind!r}")
-            _check_text(row.author, "author")
-            _check_text(row.data, "presence data")
+        _check_rows(rows)
 
         async def body(conn: AsyncConnection) -> int:
             await self._require(conn, document_id)
@@ -64,6 +68,42 @@ class SqlHistoryStore:
                 ]
                 await conn.execute(insert(presence), values)
             return first + len(rows) - 1
+
+        return await self._change("recording presence", body)
+
+    async def append_presence_batch(self, batch: Mapping[str, Sequence[NewPresence]]) -> dict[str, int]:
+        """One transaction for every document of `batch`: a busy server writes presence at the pace
+        it arrives (a transaction per document could not keep up with rooms opening, and the rows
+        waiting in memory grew without end)."""
+        for rows in batch.values():
+            _check_rows(rows)
+        wanted = [document_id for document_id, rows in batch.items() if rows]
+        if not wanted:
+            return {}
+
+        async def body(conn: AsyncConnection) -> dict[str, int]:
+            found = await conn.execute(select(documents.c.id).where(documents.c.id.in_(wanted)))
+            known = {row[0] for row in found}
+            c = presence.c
+            lasts = await conn.execute(
+                select(c.document_id, func.max(c.seq)).where(c.document_id.in_(known)).group_by(c.document_id)
+            )
+            last_seq = {row[0]: int(row[1]) for row in lasts}
+            values: list[dict[str, object]] = []
+            stored: dict[str, int] = {}
+            for document_id in wanted:
+                if document_id not in known:
+                    continue
+                first = last_seq.get(document_id, 0) + 1
+                rows = batch[document_id]
+                values += [
+                    {"document_id": document_id, "seq": first + i, **_presence_values(row)}
+                    for i, row in enumerate(rows)
+                ]
+                stored[document_id] = first + len(rows) - 1
+            if values:
+                await conn.execute(insert(presence), values)
+            return stored
 
         return await self._change("recording presence", body)
 

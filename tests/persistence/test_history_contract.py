@@ -98,3 +98,33 @@ async def test_events_share_the_document_event_log_with_comments(env: Env) -> No
 
 def test_the_presence_table_is_declared() -> None:
     assert set(metadata.tables) >= history_tables.HISTORY_TABLES
+
+
+async def test_presence_of_several_documents_is_appended_in_one_batch(env: Env) -> None:
+    other = (await env.storage.create_document("other", T0)).id
+    await env.store.append_presence(env.document_id, [sample(JOIN, T0)])
+    stored = await env.store.append_presence_batch(
+        {env.document_id: [sample(LEAVE, T0 + 1)], other: [sample(JOIN, T0), sample(LEAVE, T0 + 2)]}
+    )
+    assert stored == {env.document_id: 2, other: 2}
+    assert [r.kind for r in await env.store.read_presence(env.document_id)] == [JOIN, LEAVE]
+    assert [(r.seq, r.kind) for r in await env.store.read_presence(other)] == [(1, JOIN), (2, LEAVE)]
+    assert await env.store.append_presence_batch({}) == {}
+
+
+async def test_a_presence_batch_with_an_unstorable_row_stores_nothing(env: Env) -> None:
+    other = (await env.storage.create_document("other", T0)).id
+    with pytest.raises(ValueError):
+        await env.store.append_presence_batch(
+            {env.document_id: [sample(JOIN, T0)], other: [sample(STATE, T0, 1, "nul \x00")]}
+        )
+    assert await env.store.read_presence(env.document_id) == []
+
+
+async def test_sql_presence_batch_skips_unknown_documents(env: Env) -> None:
+    if isinstance(env.store, MemoryHistoryStore):
+        pytest.skip("the memory store does not know the documents")
+    stored = await env.store.append_presence_batch(
+        {"0" * 32: [sample(JOIN, T0)], env.document_id: [sample(JOIN, T0)]}
+    )
+    assert stored == {env.document_id: 1}

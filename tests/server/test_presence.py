@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Mapping, Sequence
+from types import SimpleNamespace
+from typing import cast
 
 from crdt.awareness import AwarenessEntry, encode_awareness
 from crdt.messages import AwarenessMessage, encode_message
 from crdt.sync import AwarenessReceived
-from persistence.history import JOIN, LEAVE, STATE, history_store_for
+from persistence.history import JOIN, LEAVE, STATE, NewPresence, history_store_for
+from persistence.history_memory import MemoryHistoryStore
 from persistence.memory import MemoryStorage
-from server.presence import PresenceRecorder
+from server.presence import BATCH_DOCUMENTS, PresenceRecorder
 from server.room import Room
 from server.settings import Settings
 from tests.server.fakes import FakePeer
@@ -77,3 +81,72 @@ async def test_a_cleared_state_is_recorded_at_once() -> None:
     assert record is not None
     rows = await history_store_for(storage).read_presence(record.id, kinds=(STATE,))
     assert [r.data for r in rows] == ['{"cursor": 1}', "null"]
+
+
+class _Opened:
+    """What the recorder reads of a room: its document record and its committer's last seq."""
+
+    def __init__(self, document_id: str) -> None:
+        self.record = SimpleNamespace(id=document_id)
+        self.committer = SimpleNamespace(last_seq=0)
+
+
+class GatedStore(MemoryHistoryStore):
+    """A history store whose batch writes wait for `gate` (a database that is behind)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.batches: list[int] = []  # documents per transaction
+
+    async def append_presence_batch(self, batch: Mapping[str, Sequence[NewPresence]]) -> dict[str, int]:
+        await self.gate.wait()
+        self.batches.append(len(batch))
+        return await super().append_presence_batch(batch)
+
+
+def visit(recorder: PresenceRecorder, document_id: str) -> None:
+    room, peer = cast(Room, _Opened(document_id)), FakePeer()
+    recorder.joined(room, peer)
+    recorder.left(room, peer, [])
+
+
+async def test_rooms_opening_are_written_together_in_one_transaction() -> None:
+    """One transaction per document could not keep up with rooms opening (soak: the rows waiting
+    grew by ~1 KB per room); a turn of the writer writes every waiting document."""
+    store = GatedStore()
+    recorder = PresenceRecorder(store, time.time)
+    for i in range(300):
+        visit(recorder, f"doc{i}")
+    assert recorder.pending() == 600
+    store.gate.set()
+    await asyncio.wait_for(recorder.drain(), 5)
+    assert store.batches == [BATCH_DOCUMENTS, 300 - BATCH_DOCUMENTS]
+    assert recorder.pending() == 0 and recorder.written == 600 and recorder.dropped == 0
+    assert [r.kind for r in await store.read_presence("doc299")] == [JOIN, LEAVE]
+
+
+async def test_the_rows_waiting_for_a_stalled_database_are_bounded() -> None:
+    store = GatedStore()
+    recorder = PresenceRecorder(store, time.time, max_pending=100)
+    for i in range(200):
+        visit(recorder, f"doc{i}")
+    assert recorder.pending() == 100 and recorder.dropped == 300
+    store.gate.set()
+    await asyncio.wait_for(recorder.drain(), 5)
+    assert recorder.pending() == 0 and recorder.written == 100
+    visit(recorder, "after")  # room again once the backlog is written
+    await asyncio.wait_for(recorder.drain(), 5)
+    assert recorder.written == 102
+
+
+async def test_a_refused_row_loses_only_its_own_document() -> None:
+    store = MemoryHistoryStore()
+    recorder = PresenceRecorder(store, time.time)
+    visit(recorder, "good")
+    room, peer = cast(Room, _Opened("bad")), FakePeer()
+    peer.author = "nul \x00"
+    recorder.joined(room, peer)
+    await asyncio.wait_for(recorder.drain(), 5)
+    assert recorder.written == 2 and recorder.dropped == 1
+    assert await store.read_presence("bad") == []
