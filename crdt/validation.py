@@ -149,6 +149,10 @@ class _Parser:
         self.subdoc_count = 0
         # with record=True, one row per Item: where it is and what it hangs off (type depth check)
         self.rows: list[tuple[int, int, int, bool, int, int, int]] = []
+        # with record=True, each client's struct section as (client, first byte, end byte), and
+        # where the delete set starts (for `crdt.strip`)
+        self.sections: list[tuple[int, int, int]] = []
+        self.delete_set_at = 0
 
     # -- primitives -------------------------------------------------------------------------
     def uint(self) -> int:
@@ -349,6 +353,7 @@ class _Parser:
         seen: set[int] = set()
         structs = 0
         for _ in range(self.count("client count", limits.max_clients)):
+            section_at = self.dec.pos
             n = self.count("struct count", MAX_CLOCK)
             structs += n
             if structs > limits.max_structs:
@@ -369,8 +374,11 @@ class _Parser:
                 if clock > MAX_CLOCK:
                     raise InvalidUpdate(f"clock of client {client} passes 2^32-1")
             runs[client] = (start, clock)
+            if self.record:
+                self.sections.append((client, section_at, self.dec.pos))
             if known is not None and client not in owned:
                 _check_run(client, clock, known.get(client, 0), foreign, limits)
+        self.delete_set_at = self.dec.pos
         deleted: dict[int, list[tuple[int, int]]] = {}
         ranges = 0
         for _ in range(self.count("delete set client count", limits.max_clients)):
