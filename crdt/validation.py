@@ -29,6 +29,9 @@
 #   R2. the run of any other client not in `owned_clients` may end at most `max_clock_advance`
 #       past K[c] (a fresh client's offline edits, a relay of a peer's edits the server lacks).
 #       Runs of the sender's own clients are bounded by R0 only: poisoning oneself harms no one.
+#       In token mode the room passes every id a user claimed as owned: its own user's ids are
+#       bounded by R0 only, other users' ids are then stripped past K[c] (`crdt.strip`, see
+#       server/write_gate.py), never refused.
 #   R3. a delete range of client c must end at or before max(K[c], end of this update's run of
 #       c). Deleting clocks nobody has seen yet is the poisoning vector: yrs keeps the range
 #       pending and deletes the real edits when they arrive. Honest senders only delete what they
