@@ -384,11 +384,24 @@ class Room:
         self.committer.submit(logged, peer, index, self._received_at)
 
     def _claim(self, peer: Peer, client: int) -> None:
-        """Token mode: `peer`'s first live awareness state for `client` claims it for its user, unless
-        someone claimed it first. The cache decides at once; the storage write follows (its primary
-        key decides races with other nodes: a lost race corrects the cache)."""
+        """Token mode: `peer`'s first live awareness state for `client` claims it for its user,
+        unless someone claimed it first, or the server has structs of it this connection did not
+        write. The cache decides at once; the storage write follows (its primary key decides races
+        with other nodes: a lost race corrects the cache)."""
         assert self.record is not None
         if client in self.gate.claims:
+            return
+        if self._known().get(client, 0) and self.gate.writer_of(client) != peer.id:
+            # structs the server already has, not written by this connection: an id some other
+            # client used without claiming it (before revision 0007, or without awareness) is
+            # not up for grabs; it stays protected only while its writer is connected
+            log.info(
+                "room %r: peer %d (%s) may not claim client %d: it has structs",
+                self.name,
+                peer.id,
+                peer.author,
+                client,
+            )
             return
         self.gate.claims[client] = peer.author
         task = asyncio.create_task(self._write_claim(self.record, client, peer.author))

@@ -123,6 +123,10 @@ class WriteGate:
         for client in clients:
             self._writers.setdefault(client, peer_id)
 
+    def writer_of(self, client: int) -> int | None:
+        """The connection that first wrote `client`'s structs since the room was loaded, if connected."""
+        return self._writers.get(client)
+
     def release(self, peer_id: int) -> None:
         for client in [c for c, writer in self._writers.items() if writer == peer_id]:
             del self._writers[client]

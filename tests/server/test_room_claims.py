@@ -142,3 +142,20 @@ async def test_local_mode_keeps_one_identity_and_no_claims() -> None:
     announce(room, ana, ANA_ID)
     await finish(room, task, ana)
     assert await claimed(storage, ANA_ID) is None
+
+
+async def test_an_id_with_structs_cannot_be_claimed_by_another_connection() -> None:
+    storage = MemoryStorage()
+    room, task = await start(storage)
+    ana, bo = user("ana"), user("bo")
+    room.join(ana)
+    room.join(bo)
+    legacy: Doc[Any] = Doc(client_id=ANA_ID)  # written without an awareness claim (an old client)
+    legacy.get("t", type=Text).insert(0, "abc")
+    send(room, ana, legacy.get_update())
+    await ana.wait_for(lambda: acked(ana) == 1)
+    announce(room, bo, ANA_ID)  # squatting the id would filter ana's next edits out
+    announce(room, ana, 31337)
+    await ana.wait_for(lambda: any(isinstance(m, AwarenessMessage) for m in ana.received))
+    await finish(room, task, ana, bo)
+    assert await claimed(storage, ANA_ID) is None and await claimed(storage, 31337) == "ana"
