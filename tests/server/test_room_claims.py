@@ -14,7 +14,7 @@ from crdt.sync import AwarenessReceived, UpdateReceived
 from persistence.memory import MemoryStorage
 from server.room import Room
 from server.settings import Settings
-from tests.server.fakes import FakePeer, GatedStorage
+from tests.server.fakes import FakePeer, GatedStorage, stored_text
 
 SECRET = "claims-test-secret-0123456789abcdef"
 ANA_ID, BO_ID = 4242, 77
@@ -91,6 +91,7 @@ async def test_a_relay_of_an_uncommitted_edit_is_not_closed_and_waits_for_its_au
     bo_doc: Doc[Any] = Doc(client_id=BO_ID)
     bo_doc.apply_update(ana_doc.get_update())  # what bo received before the crash
     bo_doc.get("notes", type=Text).insert(0, "bo's own")
+    bo_doc.get("t", type=Text).insert(len("ana's line"), ", bo's reply")  # hangs off ana's edit
     bo = user("bo")
     room.join(bo)
     announce(room, bo, BO_ID)
@@ -103,8 +104,10 @@ async def test_a_relay_of_an_uncommitted_edit_is_not_closed_and_waits_for_its_au
     announce(room, ana, 5150)  # a reloaded page: a new awareness id, the old id in its saved state
     send(room, ana, ana_doc.get_update())
     await ana.wait_for(lambda: acked(ana) == 1)
-    assert ana.closed is None and text(room) == "ana's line" and text(room, "notes") == "bo's own"
+    assert ana.closed is None and text(room) == "ana's line, bo's reply" and text(room, "notes") == "bo's own"
+    await bo.wait_for(lambda: any(isinstance(m, SyncUpdate) for m in bo.received))  # ana's edit reaches bo
     await finish(room, task, bo, ana)
+    assert await stored_text(storage, "doc") == "ana's line, bo's reply"
     assert await claimed(storage, BO_ID) == "bo" and await claimed(storage, 5150) == "ana"
 
 
