@@ -292,6 +292,9 @@ class Room:
                 peer.session.send_step2(self.document.diff(state_vector))
             case AwarenessReceived(payload):
                 entries = decode_awareness(payload)
+                if self.gate.user_claims:  # another user's claimed id is not theirs to present
+                    claims, user = self.gate.claims, peer.author
+                    entries = [e for e in entries if claims.get(e.client_id, user) == user]
                 if self.link is not None:
                     self.link.take_over_presence(self.awareness, peer.id, entries)
                 before = self.awareness.owned_by(peer.id)

@@ -162,3 +162,23 @@ async def test_an_id_with_structs_cannot_be_claimed_by_another_connection() -> N
     await ana.wait_for(lambda: any(isinstance(m, AwarenessMessage) for m in ana.received))
     await finish(room, task, ana, bo)
     assert await claimed(storage, ANA_ID) is None and await claimed(storage, 31337) == "ana"
+
+
+async def test_awareness_for_an_id_another_user_claimed_is_ignored() -> None:
+    storage = MemoryStorage()
+    room, task = await start(storage)
+    ana = user("ana")
+    room.join(ana)
+    announce(room, ana, ANA_ID)
+    await ana.wait_for(lambda: ANA_ID in room.awareness.states())
+    room.leave(ana)
+    bo, ana = user("bo"), user("ana")
+    room.join(bo)
+    announce(room, bo, ANA_ID)  # ana is offline: bo presents himself as her client
+    announce(room, bo, BO_ID)
+    await bo.wait_for(lambda: BO_ID in room.awareness.states())
+    assert ANA_ID not in room.awareness.states()
+    room.join(ana)
+    announce(room, ana, ANA_ID)  # ana's client comes back with its id
+    await ana.wait_for(lambda: ANA_ID in room.awareness.states())
+    await finish(room, task, ana, bo)
