@@ -636,12 +636,12 @@ async def test_poisoned_clock_range_does_not_swallow_offline_edits(tmp_path: Pat
             await attacker.send(encode_message(SyncUpdate(_gc(4242, 3, 1000))))
             await wait_ack(attacker, 1)  # acknowledged and kept open: the forged range was left out
         assert server.wait_for_log(r"left out structs of client 4242, claimed by user 'ana'")
-        async with connect(victim_url, victim) as client:
-            await client.flushed()
-            assert client.refusals == []
         late: Doc[Any] = Doc()
-        async with connect(server.ws("team/poisoned", f"token={_token('bo')}"), late):
-            assert str(late.get("victim", type=Text)) == "abcdef", "the offline edit was acked, then lost"
+        async with connect(server.ws("team/poisoned", f"token={_token('bo')}"), late) as observer:
+            assert str(late.get("victim", type=Text)) == "abc"
+            async with connect(victim_url, victim) as client:  # its step 2 carries the offline edit
+                await observer.wait_for(lambda: str(late.get("victim", type=Text)) == "abcdef")
+                assert client.refusals == []
 
 
 # -- 3. bit-flipped and truncated real updates ---------------------------------------------------
