@@ -10,7 +10,7 @@ from crdt.errors import InvalidUpdate
 from crdt.strip import strip_clients
 from crdt.validation import UpdateLimits, UpdateSummary, validate_update
 from server.cluster.link import is_remote_connection
-from server.offload import validate_large_update
+from server.offload import strip_large_update, validate_large_update
 
 log = logging.getLogger("cocreate.room")
 
@@ -37,6 +37,7 @@ class WriteGate:
         self.stripped_sections = 0  # struct sections removed by `admit` (a limit counter)
         self._writers: dict[int, int] = {}  # client id -> peer that wrote it first since loading
         self._prevalidated: dict[tuple[int, int], UpdateSummary | InvalidUpdate] = {}
+        self._prestripped: dict[tuple[int, int], tuple[bytes, frozenset[int]]] = {}
         self._noted: set[tuple[int, int]] = set()  # (peer, client id) whose structs were removed
 
     async def prevalidate(
@@ -45,11 +46,17 @@ class WriteGate:
         others = _ForeignClients(self.awareness, peer_id, self._writers)
         foreign = frozenset(c for c in {*known, *self._writers} if c in others)
         outcome: UpdateSummary | InvalidUpdate
+        owned = self.awareness.owned_by(peer_id)
+        if user is not None and self.user_claims:
+            owned = owned.union(self.claims)
         try:
-            owned = self.awareness.owned_by(peer_id)
-            if user is not None and self.user_claims:
-                owned = owned.union(self.claims)
             outcome = await validate_large_update(update, known, owned, foreign, self.limits)
+            taken = self._taken(outcome, known, user) if user is not None else frozenset()
+            if taken:  # filtered in the worker too: `admit` then only takes the result
+                stripped, outcome = await strip_large_update(
+                    update, taken, known, owned, foreign, self.limits
+                )
+                self._prestripped[(peer_id, index)] = (stripped, taken)
         except InvalidUpdate as exc:
             outcome = exc
         self._prevalidated[(peer_id, index)] = outcome
@@ -77,25 +84,22 @@ class WriteGate:
     ) -> tuple[bytes, UpdateSummary]:
         """Validate, then remove the structs of ids another user claimed past the known clock:
         returns the update to apply (the same bytes when nothing was removed) and its summary."""
+        prestripped = self._prestripped.pop((peer_id, index), None)
         summary = self.validate(peer_id, index, update, known, user if self.user_claims else None)
-        if not self.user_claims or not self.claims:
-            return update, summary
-        claims = self.claims
-        taken = {
-            client
-            for client, (_, end) in summary.clients.items()
-            if end > known.get(client, 0) and claims.get(client, user) != user
-        }
-        if not taken:
-            return update, summary
-        update = strip_clients(update, taken, known, self.limits)
-        summary = validate_update(
-            update,
-            known_state=known,
-            owned_clients=self._owned(peer_id, user),
-            foreign_owned=_ForeignClients(self.awareness, peer_id, self._writers),
-            limits=self.limits,
-        )
+        if prestripped is not None:  # filtered by the worker (a large update)
+            update, taken = prestripped
+        else:
+            taken = self._taken(summary, known, user)
+            if not taken:
+                return update, summary
+            update = strip_clients(update, taken, known, self.limits)
+            summary = validate_update(
+                update,
+                known_state=known,
+                owned_clients=self._owned(peer_id, user),
+                foreign_owned=_ForeignClients(self.awareness, peer_id, self._writers),
+                limits=self.limits,
+            )
         self.stripped_sections += len(taken)
         for client in taken:
             if (peer_id, client) not in self._noted:
@@ -106,9 +110,20 @@ class WriteGate:
                     peer_id,
                     user,
                     client,
-                    claims[client],
+                    self.claims.get(client),
                 )
         return update, summary
+
+    def _taken(self, summary: UpdateSummary, known: Mapping[int, int], user: str) -> frozenset[int]:
+        """Ids of the update's runs that go past the known clock and that another user claimed."""
+        claims = self.claims
+        if not self.user_claims or not claims:
+            return frozenset()
+        return frozenset(
+            client
+            for client, (_, end) in summary.clients.items()
+            if end > known.get(client, 0) and claims.get(client, user) != user
+        )
 
     def _owned(self, peer_id: int, user: str | None) -> Container[int]:
         """Ids whose runs only R0 bounds: the connection's awareness id and, in token mode, every
@@ -131,6 +146,9 @@ class WriteGate:
         for client in [c for c, writer in self._writers.items() if writer == peer_id]:
             del self._writers[client]
         self._noted = {noted for noted in self._noted if noted[0] != peer_id}
+        for pending in (self._prevalidated, self._prestripped):  # verdicts of updates never handled
+            for key in [key for key in pending if key[0] == peer_id]:
+                del pending[key]
 
 
 class _Either:

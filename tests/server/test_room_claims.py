@@ -6,6 +6,7 @@ import asyncio
 import time
 from typing import Any
 
+import pytest
 from pycrdt import Doc, Text
 
 from crdt.awareness import AwarenessEntry, encode_awareness
@@ -26,8 +27,10 @@ def user(name: str) -> FakePeer:
     return peer
 
 
-async def start(storage: Any, secret: str | None = SECRET) -> tuple[Room, asyncio.Task[None]]:
-    room = Room("doc", storage, Settings(secret=secret), time.time)
+async def start(
+    storage: Any, secret: str | None = SECRET, **overrides: Any
+) -> tuple[Room, asyncio.Task[None]]:
+    room = Room("doc", storage, Settings(secret=secret, **overrides), time.time)
     return room, asyncio.create_task(room.run())
 
 
@@ -111,7 +114,8 @@ async def test_a_relay_of_an_uncommitted_edit_is_not_closed_and_waits_for_its_au
     assert await claimed(storage, BO_ID) == "bo" and await claimed(storage, 5150) == "ana"
 
 
-async def test_offline_edits_under_an_old_id_of_the_same_user_are_accepted() -> None:
+@pytest.mark.parametrize("offload", [False, True], ids=["inline", "worker"])
+async def test_offline_edits_under_an_old_id_of_the_same_user_are_accepted(offload: bool) -> None:
     storage = MemoryStorage()
     room, task = await start(storage)
     ana = user("ana")
@@ -123,7 +127,7 @@ async def test_offline_edits_under_an_old_id_of_the_same_user_are_accepted() -> 
     await ana.wait_for(lambda: acked(ana) == 1)
     await finish(room, task, ana)
     old.get("t", type=Text).insert(3, "def")  # offline, then the page is reloaded
-    room, task = await start(storage)
+    room, task = await start(storage, offload_update_size=1 if offload else 256 * 1024)
     ana, bo = user("ana"), user("bo")
     room.join(bo)
     send(room, bo, old.get_update())  # someone else sending ana's offline clocks: left out

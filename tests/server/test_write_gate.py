@@ -85,3 +85,19 @@ def test_without_user_claims_nothing_is_left_out() -> None:
     gate.claims = {7: "ana"}
     _, update = edit(7, "ab")
     assert gate.admit(1, "bo", 1, update, {}) == (update, gate.validate(1, 2, update, {}))
+
+
+def test_a_large_update_is_filtered_by_the_worker() -> None:
+    gate = WriteGate(AwarenessRegistry(), UpdateLimits(), user_claims=True)
+    gate.claims = {7: "ana"}
+    victim, _ = edit(7, "ab")
+    _, offline = edit(7, "cd", after=victim)
+    _, own = edit(8, "xy")
+    forged = merge_updates(offline, own)
+    asyncio.run(gate.prevalidate(1, 3, forged, {7: 2}, "bo"))
+    update, summary = gate.admit(1, "bo", 3, b"ignored: the worker's result applies to index 3", {7: 2})
+    assert set(summary.clients) == {8} and validate_update(update).clients == {8: (0, 2)}
+    assert gate.stripped_sections == 1
+    asyncio.run(gate.prevalidate(1, 4, forged, {7: 2}, "bo"))
+    gate.release(1)  # the peer left before its update was handled: nothing is kept for it
+    assert gate.admit(1, "bo", 4, own, {7: 2}) == (own, validate_update(own))
