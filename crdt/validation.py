@@ -29,6 +29,9 @@
 #   R2. the run of any other client not in `owned_clients` may end at most `max_clock_advance`
 #       past K[c] (a fresh client's offline edits, a relay of a peer's edits the server lacks).
 #       Runs of the sender's own clients are bounded by R0 only: poisoning oneself harms no one.
+#       In token mode the room passes every id a user claimed as owned: its own user's ids are
+#       bounded by R0 only, other users' ids are then stripped past K[c] (`crdt.strip`, see
+#       server/write_gate.py), never refused.
 #   R3. a delete range of client c must end at or before max(K[c], end of this update's run of
 #       c). Deleting clocks nobody has seen yet is the poisoning vector: yrs keeps the range
 #       pending and deletes the real edits when they arrive. Honest senders only delete what they
@@ -149,6 +152,10 @@ class _Parser:
         self.subdoc_count = 0
         # with record=True, one row per Item: where it is and what it hangs off (type depth check)
         self.rows: list[tuple[int, int, int, bool, int, int, int]] = []
+        # with record=True, each client's struct section as (client, first byte, end byte), and
+        # where the delete set starts (for `crdt.strip`)
+        self.sections: list[tuple[int, int, int]] = []
+        self.delete_set_at = 0
 
     # -- primitives -------------------------------------------------------------------------
     def uint(self) -> int:
@@ -349,6 +356,7 @@ class _Parser:
         seen: set[int] = set()
         structs = 0
         for _ in range(self.count("client count", limits.max_clients)):
+            section_at = self.dec.pos
             n = self.count("struct count", MAX_CLOCK)
             structs += n
             if structs > limits.max_structs:
@@ -369,8 +377,11 @@ class _Parser:
                 if clock > MAX_CLOCK:
                     raise InvalidUpdate(f"clock of client {client} passes 2^32-1")
             runs[client] = (start, clock)
+            if self.record:
+                self.sections.append((client, section_at, self.dec.pos))
             if known is not None and client not in owned:
                 _check_run(client, clock, known.get(client, 0), foreign, limits)
+        self.delete_set_at = self.dec.pos
         deleted: dict[int, list[tuple[int, int]]] = {}
         ranges = 0
         for _ in range(self.count("delete set client count", limits.max_clients)):

@@ -122,6 +122,13 @@ class Storage(Protocol):
     async def retired_epochs(self, document_id: str) -> list[RetiredEpoch]:
         """The epochs `renew_epoch` retired for this document, newest first."""
 
+    async def client_claims(self, document_id: str, epoch: str) -> dict[int, str]:
+        """Yjs client id -> the user who claimed it in this epoch of the document (`claim_client`)."""
+
+    async def claim_client(self, document_id: str, epoch: str, client_id: int, user_id: str) -> str:
+        """Record that `user_id` claims `client_id` in this epoch unless someone already does; return
+        the claiming user (the first claim wins, forever). `DocumentNotFound` for an unknown id."""
+
     async def append_updates(self, document_id: str, updates: Sequence[NewUpdate]) -> int:
         """Append in one transaction, durably; return the last sequence number.
 

@@ -26,6 +26,7 @@ class _Entry:
     snapshots: list[Snapshot] = field(default_factory=list)
     deleted: bool = False
     retired_epochs: list[RetiredEpoch] = field(default_factory=list)  # newest first
+    claims: dict[tuple[str, int], str] = field(default_factory=dict)  # (epoch, client id) -> user
     appended: tuple[int, int, float, str | None] | None = None  # since `stored`: seq, bytes, at, author
 
     @property
@@ -123,6 +124,13 @@ class MemoryStorage:
 
     async def retired_epochs(self, document_id: str) -> list[RetiredEpoch]:
         return list(self._entry(document_id).retired_epochs)
+
+    async def client_claims(self, document_id: str, epoch: str) -> dict[int, str]:
+        claims = self._entry(document_id).claims
+        return {client: user for (at, client), user in claims.items() if at == epoch}
+
+    async def claim_client(self, document_id: str, epoch: str, client_id: int, user_id: str) -> str:
+        return self._entry(document_id).claims.setdefault((epoch, client_id), user_id)
 
     async def append_updates(self, document_id: str, updates: Sequence[NewUpdate]) -> int:
         entry = self._entry(document_id)

@@ -136,6 +136,11 @@ class Metrics:
             "Connections closed because they read too slowly (outbox over its limit, close 1013)",
             registry=registry,
         )
+        self.claimed_structs_removed = Counter(
+            "cocreate_claimed_structs_removed",
+            "Struct sections left out of updates: their client id was claimed by another user (token mode)",
+            registry=registry,
+        )
         refused = Counter(
             "cocreate_connections_refused",
             "Refused websocket handshakes, by reason",

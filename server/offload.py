@@ -1,4 +1,4 @@
-"""CPU-heavy pure work moved off the event loop: validating very large updates in a worker process."""
+"""CPU-heavy pure work moved off the event loop: validating (and filtering) very large updates in a worker."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import multiprocessing
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 
+from crdt.strip import strip_clients
 from crdt.validation import UpdateLimits, UpdateSummary, validate_update
 
 _pool: ProcessPoolExecutor | None = None
@@ -32,6 +33,34 @@ async def validate_large_update(
     return await loop.run_in_executor(
         _executor(), validate_update, update, dict(known_state), owned_clients, foreign_owned, limits
     )
+
+
+async def strip_large_update(
+    update: bytes,
+    clients: frozenset[int],
+    known_state: Mapping[int, int],
+    owned_clients: frozenset[int],
+    foreign_owned: frozenset[int],
+    limits: UpdateLimits,
+) -> tuple[bytes, UpdateSummary]:
+    """`crdt.strip.strip_clients`, then `validate_update` of the result, in a worker process."""
+    loop = asyncio.get_running_loop()
+    known = dict(known_state)
+    return await loop.run_in_executor(
+        _executor(), _strip_and_validate, update, clients, known, owned_clients, foreign_owned, limits
+    )
+
+
+def _strip_and_validate(
+    update: bytes,
+    clients: frozenset[int],
+    known: dict[int, int],
+    owned: frozenset[int],
+    foreign: frozenset[int],
+    limits: UpdateLimits,
+) -> tuple[bytes, UpdateSummary]:
+    stripped = strip_clients(update, clients, known, limits)
+    return stripped, validate_update(stripped, known, owned, foreign, limits)
 
 
 def shutdown() -> None:

@@ -41,6 +41,7 @@ log = logging.getLogger("cocreate.room")
 CLOSE_TRY_AGAIN = 1013
 ITEMS_PER_TURN = 32
 CLOSE_SERVER_ERROR = 1011
+CLAIM_WRITE_TIMEOUT = 5.0
 
 
 @dataclass(slots=True)
@@ -113,7 +114,8 @@ class Room:
         self._failed = False
         self._tainted = False
         self._shutdown: tuple[int, str] | None = None
-        self.gate = WriteGate(self.awareness, self.limits)
+        self.gate = WriteGate(self.awareness, self.limits, user_claims=settings.secret is not None, name=name)
+        self._claim_writes: set[asyncio.Task[None]] = set()
         self.type_depths = TypeDepths(self.limits.max_type_depth)
 
     # -- called by transports and the registry -----------------------------------------
@@ -165,6 +167,8 @@ class Room:
                 await self.link.attach()  # before loading: nothing committed elsewhere falls between
             await self._load()
             self._retired = await retired_clocks(self.storage, self.name)
+            if self.gate.user_claims:
+                self.gate.claims = await self.storage.client_claims(self.record.id, self.record.epoch)
             committer_task = asyncio.create_task(self.committer.run(), name=f"commit:{self.name}")
             if self.events is not None:
                 unlisten = self.events.listen(self.name, self._forward_event)
@@ -184,6 +188,8 @@ class Room:
             if committer_task is not None:
                 committer_task.cancel()
                 await asyncio.gather(committer_task, return_exceptions=True)
+            if self._claim_writes:  # claims are written through; let the last ones land
+                await asyncio.wait(self._claim_writes, timeout=CLAIM_WRITE_TIMEOUT)
             self.document.close()
             self.finished.set()
 
@@ -286,9 +292,16 @@ class Room:
                 peer.session.send_step2(self.document.diff(state_vector))
             case AwarenessReceived(payload):
                 entries = decode_awareness(payload)
+                if self.gate.user_claims:  # another user's claimed id is not theirs to present
+                    claims, user = self.gate.claims, peer.author
+                    entries = [e for e in entries if claims.get(e.client_id, user) == user]
                 if self.link is not None:
                     self.link.take_over_presence(self.awareness, peer.id, entries)
+                before = self.awareness.owned_by(peer.id)
                 accepted = self.awareness.apply(peer.id, entries)
+                if self.gate.user_claims and accepted:
+                    for client in self.awareness.owned_by(peer.id) - before:
+                        self._claim(peer, client)
                 if accepted and self.presence is not None:
                     self.presence.awareness(self, peer, accepted)
                 if accepted:
@@ -326,13 +339,16 @@ class Room:
         if isinstance(item, _Incoming) and isinstance(item.event, UpdateReceived):
             peer, update = item.peer, item.event.update
             if len(update) > self.settings.offload_update_size and peer in self.peers:
-                await self.gate.prevalidate(peer.id, item.event.index, update, self._known())
+                await self.gate.prevalidate(peer.id, item.event.index, update, self._known(), peer.author)
 
     def _apply(self, peer: Peer, update: bytes, index: int) -> None:
         assert self.committer is not None
         known = self._known()
         try:
-            summary = self.gate.validate(peer.id, index, update, known)
+            stripped = self.gate.stripped_sections
+            update, summary = self.gate.admit(peer.id, peer.author, index, update, known)
+            if self.gate.stripped_sections != stripped:
+                self.metrics.claimed_structs_removed.inc(self.gate.stripped_sections - stripped)
         except UpdateAhead as exc:
             self.metrics.rejected(exc)
             peer.session.refuse(index, exc.detail)  # benign race: its next step 2 carries it again
@@ -369,6 +385,44 @@ class Room:
             self._broadcast(SyncUpdate(delta), peer)
             logged = NewUpdate(delta, peer.author, self.clock())
         self.committer.submit(logged, peer, index, self._received_at)
+
+    def _claim(self, peer: Peer, client: int) -> None:
+        """Token mode: `peer`'s first live awareness state for `client` claims it for its user,
+        unless someone claimed it first, or the server has structs of it this connection did not
+        write. The cache decides at once; the storage write follows (its primary key decides races
+        with other nodes: a lost race corrects the cache)."""
+        assert self.record is not None
+        if client in self.gate.claims:
+            return
+        if self._known().get(client, 0) and self.gate.writer_of(client) != peer.id:
+            # structs the server already has, not written by this connection: an id some other
+            # client used without claiming it (before revision 0007, or without awareness) is
+            # not up for grabs; it stays protected only while its writer is connected
+            log.info(
+                "room %r: peer %d (%s) may not claim client %d: it has structs",
+                self.name,
+                peer.id,
+                peer.author,
+                client,
+            )
+            return
+        self.gate.claims[client] = peer.author
+        task = asyncio.create_task(self._write_claim(self.record, client, peer.author))
+        self._claim_writes.add(task)
+        task.add_done_callback(self._claim_writes.discard)
+
+    async def _write_claim(self, record: DocumentRecord, client: int, user: str) -> None:
+        try:
+            winner = await self.storage.claim_client(record.id, record.epoch, client, user)
+        except (StorageError, ValueError) as exc:  # the cache keeps the claim while this room is loaded
+            self.metrics.storage_errors["room"].inc()
+            log.warning("room %r: could not record the claim of client %d: %s", self.name, client, exc)
+            return
+        if winner != user:
+            log.warning(
+                "room %r: client %d was claimed by %r on another node first", self.name, client, winner
+            )
+            self.gate.claims[client] = winner
 
     # -- cluster mode ---------------------------------------------------------------------------
     def _receive(self, record: Inbound) -> None:

@@ -23,6 +23,7 @@ from persistence.base import (
     StorageError,
     StoredUpdate,
 )
+from persistence.sql.claims import claim, read_claims
 from persistence.sql.engine import Database, normalize_url
 from persistence.sql.epochs import read_retired_epochs, renew_epoch
 from persistence.sql.errors import translated
@@ -303,6 +304,15 @@ class SqlStorage:
     async def retired_epochs(self, document_id: str) -> list[RetiredEpoch]:
         self._require_open()
         return await read_retired_epochs(self._db, document_id)
+
+    async def client_claims(self, document_id: str, epoch: str) -> dict[int, str]:
+        self._require_open()
+        return await read_claims(self._db, document_id, epoch)
+
+    async def claim_client(self, document_id: str, epoch: str, client_id: int, user_id: str) -> str:
+        self._require_open()
+        _check_text(user_id, "user id")
+        return await claim(self._db, document_id, epoch, client_id, user_id)
 
     async def append_updates(self, document_id: str, updates: Sequence[NewUpdate]) -> int:
         self._require_open()

@@ -30,7 +30,7 @@ TABLE_NAMES = frozenset(
     {
         "documents", "updates", "snapshots", "access_entries", "invites",
         "comment_threads", "comments", "comment_reactions", "comment_mentions", "document_events",
-        "webhooks", "webhook_deliveries", "retired_epochs",
+        "webhooks", "webhook_deliveries", "retired_epochs", "client_claims",
     }
 )  # fmt: skip
 

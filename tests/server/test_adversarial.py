@@ -49,6 +49,8 @@ from crdt.awareness import NULL_STATE, AwarenessEntry, AwarenessLimits, decode_a
 from crdt.lib0 import encode_var_bytes, encode_var_string, encode_var_uint
 from crdt.messages import AwarenessMessage, SyncStep1, SyncStep2, SyncUpdate, decode_message, encode_message
 from crdt.validation import UpdateLimits
+from server.auth import Role
+from server.tokens import issue
 from tests.support.canary import Canary, CanaryReport
 from tests.support.server_process import ServerProcess, running_server
 from tests.support.wsraw import (
@@ -614,33 +616,37 @@ def _gc(client: int, clock: int, length: int) -> bytes:
     return u(1) + u(1) + u(client) + u(clock) + b"\x00" + u(length) + u(0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known limitation: a client id is protected only while its client is connected (claimed "
-    "by awareness or by writing); an offline client's next clocks can still be pre-empted within "
-    "the validator's clock-advance bound. Fix: bind client ids to authenticated authors, persisted.",
-)
-async def test_poisoned_clock_range_does_not_swallow_offline_edits(arena: Arena) -> None:
+CLAIMS_SECRET = "adversarial-claims-secret-0123456789abcdef"
+
+
+def _token(user: str) -> str:
+    return issue(user, user.title(), {"*": Role.EDITOR}, now=time.time(), ttl=600, secret=CLAIMS_SECRET)
+
+
+async def test_poisoned_clock_range_does_not_swallow_offline_edits(tmp_path: Path) -> None:
     """A GC range inside the validator's clock-advance bound, for a client that is offline, must not
-    make the server drop that client's edits when it comes back (they are acknowledged, then lost)."""
-    async with arena.case("clock poisoning within bounds") as case:
+    make the server drop that client's edits when it comes back (they were acknowledged, then lost).
+    Token mode: the victim's first connection claims 4242 through its awareness state; the attacker,
+    another user, gets its update acknowledged without the structs of 4242 (filtered, not refused)."""
+    with running_server(tmp_path, None, "--secret", CLAIMS_SECRET) as server:
+        victim_url = server.ws("team/poisoned", f"token={_token('ana')}")
         victim: Doc[Any] = Doc(client_id=4242)
         text = victim.get("victim", type=Text)
-        async with connect(case.url, victim) as client:
+        async with connect(victim_url, victim) as client:
             text.insert(0, "abc")
             await client.flushed()
         text.insert(3, "def")  # edited offline: clocks 3..6 of client 4242
-        async with ws_connect(acks(case.url)) as attacker:  # another (unauthenticated) connection
+        attacker_url = server.ws("team/poisoned", f"token={_token('mallory')}&acks=1")
+        async with ws_connect(attacker_url) as attacker:
             await attacker.send(encode_message(SyncUpdate(_gc(4242, 3, 1000))))
-            with contextlib.suppress(ConnectionClosed):  # refusing it (1007) is the fix
-                await wait_ack(attacker, 1)
-        async with connect(case.url, victim) as client:
-            await client.flushed()
-            assert client.refusals == []
+            await wait_ack(attacker, 1)  # acknowledged and kept open: the forged range was left out
+        assert server.wait_for_log(r"left out structs of client 4242, claimed by user 'ana'")
         late: Doc[Any] = Doc()
-        async with connect(case.url, late):
-            case.notes["late_joiner_sees"] = str(late.get("victim", type=Text))
-            assert str(late.get("victim", type=Text)) == "abcdef", "the offline edit was acked, then lost"
+        async with connect(server.ws("team/poisoned", f"token={_token('bo')}"), late) as observer:
+            assert str(late.get("victim", type=Text)) == "abc"
+            async with connect(victim_url, victim) as client:  # its step 2 carries the offline edit
+                await observer.wait_for(lambda: str(late.get("victim", type=Text)) == "abcdef")
+                assert client.refusals == []
 
 
 # -- 3. bit-flipped and truncated real updates ---------------------------------------------------

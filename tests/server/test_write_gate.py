@@ -6,11 +6,11 @@ import asyncio
 from typing import Any
 
 import pytest
-from pycrdt import Doc, Text
+from pycrdt import Doc, Text, merge_updates
 
 from crdt.awareness import AwarenessEntry, AwarenessRegistry
 from crdt.errors import InvalidUpdate
-from crdt.validation import UpdateLimits
+from crdt.validation import UpdateLimits, validate_update
 from server.write_gate import WriteGate
 
 
@@ -54,3 +54,50 @@ def test_a_verdict_from_the_worker_is_used_once_for_its_update() -> None:
     with pytest.raises(InvalidUpdate):
         gate.validate(1, 4, update, {})  # the stored verdict applies to index 4, whatever is passed now
     assert gate.validate(1, 4, update, {}).struct_count == 1  # used once, then validated normally
+
+
+def test_structs_of_an_id_another_user_claimed_are_left_out_not_refused() -> None:
+    gate = WriteGate(AwarenessRegistry(), UpdateLimits(), user_claims=True)
+    gate.claims = {7: "ana"}
+    victim, first = edit(7, "ab")
+    _, offline = edit(7, "cd", after=victim)
+    _, own = edit(8, "xy")
+    forged = merge_updates(offline, own)
+    update, summary = gate.admit(1, "bo", 1, forged, {7: 2})
+    assert set(summary.clients) == {8} and gate.stripped_sections == 1
+    assert validate_update(update).clients == {8: (0, 2)}
+    assert gate.admit(2, "ana", 1, forged, {7: 2})[1].clients == {7: (2, 4), 8: (0, 2)}  # her own id
+    assert gate.admit(1, "bo", 2, first, {7: 2})[0] == first  # what the server has passes unchanged
+
+
+def test_ids_claimed_by_the_same_user_pass_from_any_connection() -> None:
+    awareness = AwarenessRegistry()
+    awareness.apply(1, [AwarenessEntry(9, 1, "{}")])  # connection 1 (ana's new tab) announces 9
+    gate = WriteGate(awareness, UpdateLimits(max_clock_advance=4), user_claims=True)
+    gate.claims = {5: "ana", 9: "ana"}
+    _, old_tab = edit(5, "offline edits of a reloaded page")
+    update, summary = gate.admit(1, "ana", 1, old_tab, {})
+    assert update == old_tab and summary.clients == {5: (0, 32)}  # past max_clock_advance: hers
+
+
+def test_without_user_claims_nothing_is_left_out() -> None:
+    gate = WriteGate(AwarenessRegistry(), UpdateLimits())
+    gate.claims = {7: "ana"}
+    _, update = edit(7, "ab")
+    assert gate.admit(1, "bo", 1, update, {}) == (update, gate.validate(1, 2, update, {}))
+
+
+def test_a_large_update_is_filtered_by_the_worker() -> None:
+    gate = WriteGate(AwarenessRegistry(), UpdateLimits(), user_claims=True)
+    gate.claims = {7: "ana"}
+    victim, _ = edit(7, "ab")
+    _, offline = edit(7, "cd", after=victim)
+    _, own = edit(8, "xy")
+    forged = merge_updates(offline, own)
+    asyncio.run(gate.prevalidate(1, 3, forged, {7: 2}, "bo"))
+    update, summary = gate.admit(1, "bo", 3, b"ignored: the worker's result applies to index 3", {7: 2})
+    assert set(summary.clients) == {8} and validate_update(update).clients == {8: (0, 2)}
+    assert gate.stripped_sections == 1
+    asyncio.run(gate.prevalidate(1, 4, forged, {7: 2}, "bo"))
+    gate.release(1)  # the peer left before its update was handled: nothing is kept for it
+    assert gate.admit(1, "bo", 4, own, {7: 2}) == (own, validate_update(own))
