@@ -19,6 +19,7 @@ from crdt.sync import AwarenessQueried, AwarenessReceived, Event, SyncRequested,
 from crdt.type_depth import TypeDepths
 from crdt.validation import UpdateLimits, validate_state_vector
 from persistence.base import DocumentRecord, NewUpdate, Storage, StorageError
+from server.claims import ClientClaims
 from server.cluster.link import Inbound, RoomLink
 from server.cluster.remote import apply_remote
 from server.committer import CommitHook, Committer
@@ -41,7 +42,6 @@ log = logging.getLogger("cocreate.room")
 CLOSE_TRY_AGAIN = 1013
 ITEMS_PER_TURN = 32
 CLOSE_SERVER_ERROR = 1011
-CLAIM_WRITE_TIMEOUT = 5.0
 
 
 @dataclass(slots=True)
@@ -115,7 +115,7 @@ class Room:
         self._tainted = False
         self._shutdown: tuple[int, str] | None = None
         self.gate = WriteGate(self.awareness, self.limits, user_claims=settings.secret is not None, name=name)
-        self._claim_writes: set[asyncio.Task[None]] = set()
+        self.claims = ClientClaims(self.gate, storage, name, self.metrics_storage_error)
         self.type_depths = TypeDepths(self.limits.max_type_depth)
 
     # -- called by transports and the registry -----------------------------------------
@@ -167,8 +167,7 @@ class Room:
                 await self.link.attach()  # before loading: nothing committed elsewhere falls between
             await self._load()
             self._retired = await retired_clocks(self.storage, self.name)
-            if self.gate.user_claims:
-                self.gate.claims = await self.storage.client_claims(self.record.id, self.record.epoch)
+            await self.claims.load(self.record)
             committer_task = asyncio.create_task(self.committer.run(), name=f"commit:{self.name}")
             if self.events is not None:
                 unlisten = self.events.listen(self.name, self._forward_event)
@@ -188,8 +187,7 @@ class Room:
             if committer_task is not None:
                 committer_task.cancel()
                 await asyncio.gather(committer_task, return_exceptions=True)
-            if self._claim_writes:  # claims are written through; let the last ones land
-                await asyncio.wait(self._claim_writes, timeout=CLAIM_WRITE_TIMEOUT)
+            await self.claims.settle()
             self.document.close()
             self.finished.set()
 
@@ -292,16 +290,14 @@ class Room:
                 peer.session.send_step2(self.document.diff(state_vector))
             case AwarenessReceived(payload):
                 entries = decode_awareness(payload)
-                if self.gate.user_claims:  # another user's claimed id is not theirs to present
-                    claims, user = self.gate.claims, peer.author
-                    entries = [e for e in entries if claims.get(e.client_id, user) == user]
+                entries = self.claims.presentable(entries, peer.author)
                 if self.link is not None:
                     self.link.take_over_presence(self.awareness, peer.id, entries)
                 before = self.awareness.owned_by(peer.id)
                 accepted = self.awareness.apply(peer.id, entries)
-                if self.gate.user_claims and accepted:
-                    for client in self.awareness.owned_by(peer.id) - before:
-                        self._claim(peer, client)
+                if self.claims.enabled and accepted and self.record is not None:
+                    new = self.awareness.owned_by(peer.id) - before
+                    self.claims.announced(self.record, peer.id, peer.author, new, self._known())
                 if accepted and self.presence is not None:
                     self.presence.awareness(self, peer, accepted)
                 if accepted:
@@ -386,43 +382,8 @@ class Room:
             logged = NewUpdate(delta, peer.author, self.clock())
         self.committer.submit(logged, peer, index, self._received_at)
 
-    def _claim(self, peer: Peer, client: int) -> None:
-        """Token mode: `peer`'s first live awareness state for `client` claims it for its user,
-        unless someone claimed it first, or the server has structs of it this connection did not
-        write. The cache decides at once; the storage write follows (its primary key decides races
-        with other nodes: a lost race corrects the cache)."""
-        assert self.record is not None
-        if client in self.gate.claims:
-            return
-        if self._known().get(client, 0) and self.gate.writer_of(client) != peer.id:
-            # structs the server already has, not written by this connection: an id some other
-            # client used without claiming it (before revision 0007, or without awareness) is
-            # not up for grabs; it stays protected only while its writer is connected
-            log.info(
-                "room %r: peer %d (%s) may not claim client %d: it has structs",
-                self.name,
-                peer.id,
-                peer.author,
-                client,
-            )
-            return
-        self.gate.claims[client] = peer.author
-        task = asyncio.create_task(self._write_claim(self.record, client, peer.author))
-        self._claim_writes.add(task)
-        task.add_done_callback(self._claim_writes.discard)
-
-    async def _write_claim(self, record: DocumentRecord, client: int, user: str) -> None:
-        try:
-            winner = await self.storage.claim_client(record.id, record.epoch, client, user)
-        except (StorageError, ValueError) as exc:  # the cache keeps the claim while this room is loaded
-            self.metrics.storage_errors["room"].inc()
-            log.warning("room %r: could not record the claim of client %d: %s", self.name, client, exc)
-            return
-        if winner != user:
-            log.warning(
-                "room %r: client %d was claimed by %r on another node first", self.name, client, winner
-            )
-            self.gate.claims[client] = winner
+    def metrics_storage_error(self) -> None:
+        self.metrics.storage_errors["room"].inc()
 
     # -- cluster mode ---------------------------------------------------------------------------
     def _receive(self, record: Inbound) -> None:
