@@ -89,6 +89,7 @@ class WebSocketConnection(asyncio.Protocol):
         byte_burst = max(settings.byte_rate, settings.max_message_size)
         self._byte_bucket = TokenBucket(settings.byte_rate, byte_burst)
         self._throttled_once = False
+        self._too_big = False
         self._opened_at = 0.0
         self._gauge = hub.metrics.connections("y-websocket")  # replaced by the admitted endpoint's
 
@@ -124,6 +125,12 @@ class WebSocketConnection(asyncio.Protocol):
         self._unparsed_bytes -= len(chunk)
         protocol = self.protocol
         protocol.receive_data(chunk)
+        if protocol.close_sent is not None and protocol.close_sent.code == 1009 and not self._too_big:
+            self._too_big = True  # websockets refused a frame over `max_message_size` and closes 1009
+            limit = self.hub.settings.max_message_size
+            self.hub.limits.hit(
+                "max_message_size", f"conn={self.id} peer={self.peer_address} over {limit} bytes"
+            )
         try:
             for event in protocol.events_received():
                 if isinstance(event, Request):
@@ -266,7 +273,7 @@ class WebSocketConnection(asyncio.Protocol):
     def _handshake_timed_out(self) -> None:
         self._timer = None
         if self.channel is None and self.transport is not None:
-            log.info("handshake timeout peer=%s", self.peer_address)
+            self.hub.limits.hit("handshake_timeout", f"websocket handshake peer={self.peer_address}")
             self.transport.abort()
 
     # -- frames ------------------------------------------------------------------------
