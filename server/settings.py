@@ -63,7 +63,9 @@ class Settings:
     )
     awareness_burst: int = setting(40, "awareness updates a connection may send at once before the rate")
     offload_update_size: int = setting(
-        256 * 1024, "updates larger than this are validated in a worker process, off the event loop"
+        256 * 1024,
+        "updates larger than this are validated (snapshots larger than this are test-loaded) in a worker "
+        "process, off the event loop",
     )
 
     hocuspocus_path: str = setting("/hocuspocus", "URL path of the Hocuspocus endpoint; empty: disabled")

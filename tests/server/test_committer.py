@@ -1,4 +1,5 @@
-"""The committer's commit hook (webhooks): told of every committed batch, never able to break commits."""
+"""The committer: its commit hook (webhooks) never breaks commits; snapshots are test-loaded, large ones
+off the event loop."""
 
 from __future__ import annotations
 
@@ -6,8 +7,13 @@ import asyncio
 import time
 from collections.abc import Sequence
 
+import pytest
+from pycrdt import Doc, Text
+
 from persistence.base import NewUpdate
 from persistence.memory import MemoryStorage
+from server import committer as committer_module
+from server.committer import Committer
 from server.room import Room
 from server.settings import Settings
 from tests.server.fakes import FakePeer, edits, stored_text
@@ -40,3 +46,35 @@ async def test_the_hook_sees_every_committed_batch_and_a_raising_one_breaks_noth
     assert last_seqs == sorted(last_seqs) and last_seqs[-1] == record.last_seq
     assert sum(size for *_, size, _ in seen) == record.last_seq  # every logged update, once
     assert all(authors == {peer.author} for *_, authors in seen)
+
+
+async def committer_of(state: bytes, offload_update_size: int) -> tuple[Committer, MemoryStorage, str]:
+    storage = MemoryStorage()
+    record = await storage.create_document("big", time.time())
+    settings = Settings(snapshot_min_updates=1, offload_update_size=offload_update_size)
+    committer = Committer("big", record.id, storage, settings, time.time, lambda: state, print)
+    committer.last_seq = await storage.append_updates(record.id, [NewUpdate(state, "u", time.time())])
+    return committer, storage, record.id
+
+
+async def test_a_large_snapshot_is_test_loaded_in_the_worker_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    doc: Doc = Doc()
+    doc.get("t", type=Text).insert(0, "large " * 1000)
+    state = doc.get_update()
+
+    def on_the_loop(_: bytes) -> bool:
+        raise AssertionError("a large state was test-loaded on the event loop")
+
+    monkeypatch.setattr(committer_module, "reloads", on_the_loop)
+    committer, storage, document_id = await committer_of(state, offload_update_size=1024)
+    await committer.compact()
+    snapshot = await storage.latest_snapshot(document_id)
+    assert snapshot is not None and snapshot.data == state and committer.snapshot_seq == 1
+
+
+@pytest.mark.parametrize("offload_update_size", [1 << 30, 16], ids=["on-the-loop", "in-the-worker"])
+async def test_a_state_that_does_not_load_again_is_never_stored(offload_update_size: int) -> None:
+    broken = b"\x01\x01\xff\xff\xff\xff\x0f" + b"\x07" * 64  # pycrdt refuses it
+    committer, storage, document_id = await committer_of(broken, offload_update_size)
+    await committer.compact()
+    assert await storage.latest_snapshot(document_id) is None and committer.snapshot_seq == 0
