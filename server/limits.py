@@ -27,16 +27,15 @@ class TokenBucket:
 
     rate: float
     burst: float
-    tokens: float = -1.0
+    tokens: float = 0.0
     stamp: float = 0.0
+    started: bool = False
 
     def take(self, amount: float, now: float) -> float:
+        """Take `amount` even when it is not there (a debt the rate pays back before the next take)."""
         if self.rate <= 0:
             return 0.0
-        if self.tokens < 0:  # first use: start full
-            self.tokens, self.stamp = self.burst, now
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
+        self._refill(now)
         self.tokens -= amount
         if self.tokens >= 0:
             return 0.0
@@ -46,14 +45,17 @@ class TokenBucket:
         """Like `take`, but a refused take costs nothing (no debt): answers the wait, 0 when taken."""
         if self.rate <= 0:
             return 0.0
-        if self.tokens < 0:
-            self.tokens, self.stamp = self.burst, now
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
+        self._refill(now)
         if self.tokens >= amount:
             self.tokens -= amount
             return 0.0
         return (amount - self.tokens) / self.rate
+
+    def _refill(self, now: float) -> None:
+        if not self.started:  # first use: start full
+            self.started, self.tokens, self.stamp = True, self.burst, now
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
 
 
 @dataclass

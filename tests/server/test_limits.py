@@ -30,6 +30,24 @@ def test_token_bucket_allows_a_burst_then_the_rate() -> None:
     assert TokenBucket(rate=0, burst=0).take(100, now=0.0) == 0  # rate 0: unlimited
 
 
+def test_a_token_bucket_debt_is_paid_back_not_forgiven() -> None:
+    bucket = TokenBucket(rate=10, burst=5)
+    for _ in range(5):
+        bucket.take(1, now=0.0)
+    assert bucket.take(1, now=0.0) == pytest.approx(0.1)  # in debt
+    assert bucket.take(1, now=0.1) == pytest.approx(0.1)  # the wait paid the debt only: no new burst
+    sent = sum(bucket.take(1, now=0.2) == 0 for _ in range(100))
+    assert sent == 0, f"{sent} messages passed right after a throttle"
+
+
+def test_try_take_refuses_without_debt() -> None:
+    bucket = TokenBucket(rate=10, burst=2)
+    assert [bucket.try_take(1, now=0.0) for _ in range(2)] == [0, 0]
+    assert bucket.try_take(1, now=0.0) == pytest.approx(0.1)
+    assert bucket.try_take(1, now=0.05) == pytest.approx(0.05)  # refusals cost nothing
+    assert bucket.try_take(1, now=0.1) == 0
+
+
 async def closed_code(ws: object, timeout: float = 10) -> int | None:
     try:
         async with asyncio.timeout(timeout):
