@@ -217,6 +217,7 @@ class Client:
                 if not self._all_acknowledged():
                     # Unconfirmed edits travel again in the next connection's step 2.
                     self._dirty = True
+                self._last_local_index = 0  # message indexes are per connection
                 self._ws = None
                 self._session = None
                 self._outbox = None

@@ -22,7 +22,7 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from crdt.awareness import NULL_STATE, AwarenessEntry, decode_awareness, encode_awareness
+from crdt.awareness import NULL_STATE, AwarenessEntry, AwarenessLimits, decode_awareness, encode_awareness
 from persistence.access import AccessStore
 from server.auth import AuthError, Credentials, Identity, Role
 from server.tokens import TokenError, decode, role_named, token_role
@@ -89,12 +89,12 @@ def hash_invite_code(code: str) -> str:
 
 
 # -- presence --------------------------------------------------------------------------------------
-def stamp_presence(payload: bytes, identity: Identity) -> bytes:
+def stamp_presence(payload: bytes, identity: Identity, limits: AwarenessLimits | None = None) -> bytes:
     """Re-encode an awareness update with `user.name`/`user.id` set from `identity` in object states.
 
     Raises `crdt.errors.DecodeError` on a malformed update (as the room would).
     """
-    entries = decode_awareness(payload)
+    entries = decode_awareness(payload, limits)
     stamped = [_stamp(entry, identity) for entry in entries]
     return encode_awareness(stamped)
 

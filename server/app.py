@@ -40,6 +40,7 @@ from server.events import EventBus
 from server.hocuspocus import HocuspocusEndpoint
 from server.http import HTTPError, JSONResponse, error
 from server.hub import Hub
+from server.limits import LimitCounters
 from server.presence import PresenceRecorder
 from server.replay import replays_for
 from server.replay_channel import replay_channel
@@ -190,6 +191,7 @@ class FirstRequestTimeout(H11Protocol):
     never completes a request (a half-open handshake) is dropped after `handshake_timeout`."""
 
     handshake_timeout = 10.0
+    limits: LimitCounters | None = None  # the hub's counters (set with the timeout in `serve`)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -199,6 +201,11 @@ class FirstRequestTimeout(H11Protocol):
         transport = self.transport
         idle = self.cycle is None and self.timeout_keep_alive_task is None  # no request ever started
         if idle and transport.get_protocol() is self and not transport.is_closing():
+            if self.limits is not None:
+                peer = self.client[0] if self.client else "-"
+                self.limits.hit(
+                    "handshake_timeout", f"no HTTP request within {self.handshake_timeout:g}s peer={peer}"
+                )
             transport.abort()
 
     def handle_websocket_upgrade(self, event: Any) -> None:
@@ -272,7 +279,9 @@ async def serve(settings: Settings, storage: Storage | None = None, **uvicorn_op
         await store.close()
         raise
     http_protocol = type(
-        "HTTPProtocol", (FirstRequestTimeout,), {"handshake_timeout": settings.handshake_timeout}
+        "HTTPProtocol",
+        (FirstRequestTimeout,),
+        {"handshake_timeout": settings.handshake_timeout, "limits": hub.limits},
     )
     config = uvicorn.Config(
         app,

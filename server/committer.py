@@ -7,12 +7,10 @@ import logging
 from collections.abc import Callable, Sequence
 from time import perf_counter
 
-from pycrdt import Doc
-
-from crdt.document import is_native_failure
 from persistence.base import NewUpdate, Snapshot, Storage, StorageError
 from server.loading import LoadedState
 from server.metrics import UNWIRED, Metrics
+from server.offload import reloads, reloads_off_loop
 from server.peer import Peer
 from server.settings import Settings
 
@@ -159,10 +157,11 @@ class Committer:
         )
         if not due or self._snapshot_broken_at == seq:
             return
-        data = self.encode_state()
+        data = self.encode_state()  # on the loop: the room's document, exactly at `seq`
         if data is None:
             return
-        if not _reloads(data):
+        large = len(data) > settings.offload_update_size  # checked in the worker: the loop keeps serving
+        if not (await reloads_off_loop(data) if large else reloads(data)):
             # Some histories (e.g. a JS client deleting half a surrogate pair) apply fine but encode a
             # state yrs cannot load again: keep serving from the log, never store such a snapshot.
             log.error("room %r: state at seq %d does not reload; snapshot skipped", self.name, seq)
@@ -178,13 +177,3 @@ class Committer:
             )
             if pruned:
                 log.info("room %r: retention pruned %d log rows up to seq %d", self.name, pruned, seq)
-
-
-def _reloads(data: bytes) -> bool:
-    try:
-        Doc().apply_update(data)
-    except BaseException as exc:
-        if not is_native_failure(exc):
-            raise
-        return False
-    return True

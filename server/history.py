@@ -27,8 +27,8 @@ from crdt.history_views import BurstBuilder
 from persistence.base import DocumentRecord, Snapshot
 from persistence.comments import comment_store_for
 from persistence.history import HistoryStore, history_store_for
-from server.committer import _reloads
 from server.hub import Hub
+from server.offload import reloads, reloads_off_loop
 
 CACHED_FOLDS = 8  # documents whose fold stays in memory (least recently used first out)
 CACHED_GAPS = 4  # burst builders kept per document (one per gap asked for)
@@ -219,7 +219,8 @@ class HistoryService:
 
     async def _checkpoint(self, record: DocumentRecord, doc: Doc[Any], seq: int, created_at: float) -> None:
         data = doc.get_update()
-        if _reloads(data):
+        large = len(data) > self.hub.settings.offload_update_size
+        if await reloads_off_loop(data) if large else reloads(data):
             await self.storage.save_snapshot(record.id, Snapshot(seq, data, created_at))
 
     async def update_at(self, record: DocumentRecord, seq: int, progress: Progress | None = None) -> bytes:

@@ -179,11 +179,13 @@ class HocuspocusChannel:
     def _may_open(self, address: str) -> bool:
         """Whether one more pending document fits the caps (closes the socket when not)."""
         if address not in self.documents and len(self.documents) >= self.settings.hocuspocus_max_documents:
+            self.hub.limits.hit("hocuspocus_documents", quiet=True)  # `fail` logs the close
             self.fail(CLOSE_POLICY, f"more than {self.settings.hocuspocus_max_documents} documents")
             return False
         pending = sum(isinstance(state, _Pending) for state in self.documents.values())
         if pending >= self.settings.hocuspocus_pending_documents:
             cap = self.settings.hocuspocus_pending_documents
+            self.hub.limits.hit("hocuspocus_pending_documents", quiet=True)
             self.fail(CLOSE_POLICY, f"more than {cap} documents awaiting authentication")
             return False
         return True
@@ -191,9 +193,11 @@ class HocuspocusChannel:
     def _queue(self, pending: _Pending, message: DocumentMessage, size: int) -> None:
         if self.pending_bytes + size > self.settings.hocuspocus_pending_bytes:
             cap = self.settings.hocuspocus_pending_bytes
+            self.hub.limits.hit("hocuspocus_pending_bytes", quiet=True)
             self.fail(CLOSE_POLICY, f"over {cap} bytes sent for documents awaiting authentication")
         elif self.pending_messages >= self.settings.hocuspocus_pending_messages:
             cap = self.settings.hocuspocus_pending_messages
+            self.hub.limits.hit("hocuspocus_pending_messages", quiet=True)
             self.fail(CLOSE_POLICY, f"over {cap} messages sent for documents awaiting authentication")
         else:
             pending.messages.append((message, size))

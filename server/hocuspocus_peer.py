@@ -25,8 +25,10 @@ from crdt.hocuspocus import (
 from crdt.sync import AwarenessReceived
 from server.access import stamp_presence
 from server.auth import Identity, Role
+from server.awareness_rate import connection_pacer
 from server.events import DocumentEvent, EventBus
 from server.frames import broadcast
+from server.limits import awareness_limits
 from server.peer import peer_ids
 from server.room import Room
 
@@ -67,6 +69,15 @@ class DocumentPeer:
         self.room = room
         self.detached = False
         self._stamp_presence = identity.expires_at is not None  # token identities only
+        self._awareness_limits = awareness_limits(channel.hub.settings)
+        self._awareness = connection_pacer(
+            channel.hub.settings,
+            channel.hub.limits,
+            f"conn={self.connection.id} doc={document!r}",
+            lambda client_id: self.room.awareness.owner_of(client_id),
+            self.id,
+            self._relay_awareness,
+        )
 
     def receive(self, message: DocumentMessage, size: int) -> None:
         """One decoded message for this document (the channel handled Close and Token)."""
@@ -84,8 +95,9 @@ class DocumentPeer:
             return
         try:
             event = self.session.receive_message(message)
-            if self._stamp_presence and isinstance(event, AwarenessReceived):
-                event = AwarenessReceived(stamp_presence(event.payload, self.identity))
+            if isinstance(event, AwarenessReceived):
+                self._awareness.offer(event.payload)  # relayed now, or held while over the rate
+                event = None
         except CoreError as exc:
             self.close(exc.close_code, exc.detail)
             return
@@ -94,11 +106,22 @@ class DocumentPeer:
             self.connection.received(size)
             self.room.submit(self, event, size)
 
+    def _relay_awareness(self, payload: bytes) -> None:
+        try:
+            if self._stamp_presence:
+                payload = stamp_presence(payload, self.identity, self._awareness_limits)
+        except CoreError as exc:
+            self.close(exc.close_code, exc.detail)
+            return
+        self.connection.received(len(payload))
+        self.room.submit(self, AwarenessReceived(payload), len(payload))
+
     def detach(self, *, refuse: bool) -> None:
         """Leave the room; with `refuse`, drop this address's frames until a new Auth."""
         if self.detached:
             return
         self.detached = True
+        self._awareness.close()
         if self.channel.documents.get(self.address) is self:
             if refuse:
                 self.channel.refused(self.address)

@@ -1,14 +1,25 @@
-"""CPU-heavy pure work moved off the event loop: validating (and filtering) very large updates in a worker."""
+"""CPU-heavy pure work moved off the event loop, into a worker process: validating (and filtering)
+very large updates, checking that a large snapshot loads again.
+
+A process, not a thread: pycrdt holds the GIL while it applies an update (a thread would stall the
+loop just the same), and a native crash there takes the worker down, not the server."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
+from pycrdt import Doc
+
+from crdt.document import is_native_failure
 from crdt.strip import strip_clients
 from crdt.validation import UpdateLimits, UpdateSummary, validate_update
+
+log = logging.getLogger("cocreate.offload")
 
 _pool: ProcessPoolExecutor | None = None
 
@@ -61,6 +72,32 @@ def _strip_and_validate(
 ) -> tuple[bytes, UpdateSummary]:
     stripped = strip_clients(update, clients, known, limits)
     return stripped, validate_update(stripped, known, owned, foreign, limits)
+
+
+def reloads(state: bytes) -> bool:
+    """Whether an encoded document state loads into a fresh document (pycrdt can encode states it
+    cannot load again)."""
+    try:
+        Doc().apply_update(state)
+    except BaseException as exc:
+        if not is_native_failure(exc):
+            raise
+        return False
+    return True
+
+
+async def reloads_off_loop(state: bytes) -> bool:
+    """`reloads` in the worker process; False when the worker died on it (a fresh one is started
+    next time)."""
+    loop = asyncio.get_running_loop()
+    try:
+        return await loop.run_in_executor(_executor(), reloads, state)
+    except BrokenProcessPool:
+        log.error(
+            "the worker process died test-loading a %d-byte state; a new one starts next time", len(state)
+        )
+        shutdown()
+        return False
 
 
 def shutdown() -> None:

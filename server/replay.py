@@ -36,6 +36,7 @@ from server.frames import binary_frame
 from server.history import HistoryProblem, HistoryService, history_for
 from server.history_reports import Recording, recording
 from server.hub import Hub
+from server.limits import awareness_limits
 
 MAX_REPLAYS = 64
 MAX_FRAMES = 1_000_000
@@ -72,7 +73,7 @@ class ReplayRoom:
         self.mirror = start  # what viewers hold: the same object while in lineage
         self.seq = start_seq
         self.viewers: set[Viewer] = set()
-        self.awareness = AwarenessRegistry()  # the viewers' own states (echoed to all of them)
+        self.awareness = AwarenessRegistry(awareness_limits(replays.hub.settings))  # the viewers' own states
         self.replayed: dict[int, AwarenessEntry] = {}  # recorded participants' states, by client id
         self._clocks: dict[int, int] = {}
         self._timer: asyncio.TimerHandle | None = None

@@ -14,6 +14,7 @@ from crdt.errors import CoreError
 from crdt.messages import AwarenessMessage, SyncStep1
 from crdt.sync import AwarenessQueried, AwarenessReceived, SyncRequested, SyncSession
 from crdt.sync import Role as SyncRole
+from server.awareness_rate import connection_pacer
 from server.history import HistoryProblem
 from server.hub import Admission, Hub
 from server.peer import peer_ids
@@ -40,6 +41,14 @@ class ReplayViewer:
             acks=self.events,  # refusals of its writes are told to clients that understand them
             max_message_size=connection.hub.settings.max_message_size,
         )
+        self._awareness = connection_pacer(
+            connection.hub.settings,
+            connection.hub.limits,
+            f"replay viewer conn={connection.id}",
+            room.awareness.owner_of,
+            self.id,
+            self._relay_awareness,
+        )
         room.enter(self)
         self.session.send(SyncStep1(room.mirror.get_state()))
         states = room.awareness_states()
@@ -55,9 +64,7 @@ class ReplayViewer:
                 case SyncRequested(state_vector):
                     self.session.send_step2(self.room.mirror.get_update(state_vector))
                 case AwarenessReceived(payload):
-                    accepted = self.room.awareness.apply(self.id, decode_awareness(payload))
-                    if accepted:
-                        self.room.broadcast(AwarenessMessage(encode_awareness(accepted)))
+                    self._awareness.offer(payload)  # relayed now, or held while over the rate
                 case AwarenessQueried():
                     states = self.room.awareness_states()
                     if states is not None:
@@ -68,7 +75,14 @@ class ReplayViewer:
             return
         self.flush()
 
+    def _relay_awareness(self, payload: bytes) -> None:
+        entries = decode_awareness(payload, self.room.awareness.limits)  # checked by the pacer already
+        accepted = self.room.awareness.apply(self.id, entries)
+        if accepted:
+            self.room.broadcast(AwarenessMessage(encode_awareness(accepted)))
+
     def closed(self) -> None:
+        self._awareness.close()
         self.room.leave(self)
 
     def describe(self) -> str:

@@ -289,7 +289,7 @@ class Room:
                     peer.session.send(SyncStep1(self.document.state_vector()))
                 peer.session.send_step2(self.document.diff(state_vector))
             case AwarenessReceived(payload):
-                entries = decode_awareness(payload)
+                entries = decode_awareness(payload, self.awareness.limits)
                 entries = self.claims.presentable(entries, peer.author)
                 if self.link is not None:
                     self.link.take_over_presence(self.awareness, peer.id, entries)

@@ -10,6 +10,7 @@ from typing import Any
 
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+MAX_UPDATE_DEPTH = 1000  # pycrdt's recursive decoder overflows the stack (SIGSEGV) far deeper than this
 
 
 def setting(default: Any, help: str) -> Any:
@@ -51,8 +52,20 @@ class Settings:
     max_document_size: int = setting(
         256 * 1024 * 1024, "approximate stored bytes of a document beyond which inserts are refused"
     )
+    max_update_depth: int = setting(
+        64, "nesting depth of values (JSON-like Any, embedded objects) inside one update (refused above)"
+    )
+    awareness_max_state_bytes: int = setting(16 * 1024, "largest awareness state (JSON text) accepted (1009)")
+    awareness_max_entries: int = setting(64, "client entries in one awareness update (1009)")
+    awareness_max_clients: int = setting(1, "awareness client ids one connection may own (others ignored)")
+    awareness_rate: float = setting(
+        20.0, "awareness updates per second per connection; over it the newest states are coalesced; 0: off"
+    )
+    awareness_burst: int = setting(40, "awareness updates a connection may send at once before the rate")
     offload_update_size: int = setting(
-        256 * 1024, "updates larger than this are validated in a worker process, off the event loop"
+        256 * 1024,
+        "updates larger than this are validated (snapshots larger than this are test-loaded) in a worker "
+        "process, off the event loop",
     )
 
     hocuspocus_path: str = setting("/hocuspocus", "URL path of the Hocuspocus endpoint; empty: disabled")
@@ -104,6 +117,10 @@ class Settings:
     )
 
     def __post_init__(self) -> None:
+        if not 1 <= self.max_update_depth <= MAX_UPDATE_DEPTH:
+            raise ValueError(
+                f"setting 'max_update_depth' must be 1 to {MAX_UPDATE_DEPTH} (deeper values can crash pycrdt)"
+            )
         if self.log_format not in LOG_FORMATS:
             raise ValueError(
                 f"setting 'log_format' must be one of {', '.join(LOG_FORMATS)}, not {self.log_format!r}"

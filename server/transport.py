@@ -90,6 +90,8 @@ class WebSocketConnection(asyncio.Protocol):
         byte_burst = max(settings.byte_rate, settings.max_message_size)
         self._byte_bucket = TokenBucket(settings.byte_rate, byte_burst)
         self._throttled_once = False
+        self._too_big = False
+        self._big_frame = 0  # the largest message over `outbox_limit` still draining (see write)
         self._opened_at = 0.0
         self._gauge = hub.metrics.connections("y-websocket")  # replaced by the admitted endpoint's
 
@@ -125,6 +127,12 @@ class WebSocketConnection(asyncio.Protocol):
         self._unparsed_bytes -= len(chunk)
         protocol = self.protocol
         protocol.receive_data(chunk)
+        if protocol.close_sent is not None and protocol.close_sent.code == 1009 and not self._too_big:
+            self._too_big = True  # websockets refused a frame over `max_message_size` and closes 1009
+            limit = self.hub.settings.max_message_size
+            self.hub.limits.hit(
+                "max_message_size", f"conn={self.id} peer={self.peer_address} over {limit} bytes"
+            )
         try:
             for event in protocol.events_received():
                 if isinstance(event, Request):
@@ -271,7 +279,7 @@ class WebSocketConnection(asyncio.Protocol):
     def _handshake_timed_out(self) -> None:
         self._timer = None
         if self.channel is None and self.transport is not None:
-            log.info("handshake timeout peer=%s", self.peer_address)
+            self.hub.limits.hit("handshake_timeout", f"websocket handshake peer={self.peer_address}")
             self.transport.abort()
 
     # -- frames ------------------------------------------------------------------------
@@ -323,7 +331,9 @@ class WebSocketConnection(asyncio.Protocol):
         if transport is None or self._closing:
             return
         transport.write(frame)
-        if transport.get_write_buffer_size() > self.hub.settings.outbox_limit:
+        if len(frame) > self.hub.settings.outbox_limit:
+            self._big_frame = max(self._big_frame, len(frame))
+        if self._over_outbox_limit():
             log.warning("conn=%d: reader too slow, closing (outbox over limit)", self.id)
             self.hub.metrics.outbox_overflows.inc()
             self.close(1013, "too slow: reconnect to resync")
@@ -403,6 +413,17 @@ class WebSocketConnection(asyncio.Protocol):
         self._abort_later(transport)
 
     # -- helpers ------------------------------------------------------------------------
+    def _over_outbox_limit(self) -> bool:
+        """Whether the unsent output exceeds `outbox_limit` beyond the largest single message still
+        draining: one message bigger than the limit (a large document's step 2) always goes out, and
+        the reader keeps receiving while it downloads; only a backlog on top of it is a slow reader."""
+        assert self.transport is not None
+        buffered = self.transport.get_write_buffer_size()
+        limit = self.hub.settings.outbox_limit
+        if buffered <= limit:
+            self._big_frame = 0  # the big message drained
+        return buffered > limit + self._big_frame
+
     def _write_protocol_output(self) -> None:
         transport = self.transport
         if transport is None:
@@ -412,7 +433,7 @@ class WebSocketConnection(asyncio.Protocol):
                 transport.write(data)
             elif not transport.is_closing():
                 transport.write_eof() if transport.can_write_eof() else transport.close()
-        if not self._finished and transport.get_write_buffer_size() > self.hub.settings.outbox_limit:
+        if not self._finished and self._over_outbox_limit():
             log.warning("conn=%d: peer does not read its control frames, closing", self.id)
             if not self._closing:  # not already counted by `write`
                 self.hub.metrics.outbox_overflows.inc()

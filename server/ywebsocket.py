@@ -10,7 +10,9 @@ from crdt.sync import AwarenessReceived, SyncSession
 from crdt.sync import Role as SyncRole
 from server.access import stamp_presence
 from server.auth import Identity, Role
+from server.awareness_rate import connection_pacer
 from server.hub import Admission, Hub
+from server.limits import awareness_limits
 from server.peer import peer_ids
 from server.room import Room
 from server.transport import WebSocketConnection
@@ -42,25 +44,49 @@ class YWebSocketPeer:
         self.room: Room = hub.registry.enter(admission.document)
         self.room.join(self)
         self._guard = hub.guard
+        self._awareness_limits = awareness_limits(hub.settings)
+        self._awareness = connection_pacer(
+            hub.settings,
+            hub.limits,
+            f"conn={connection.id} doc={admission.document!r}",
+            lambda client_id: self.room.awareness.owner_of(client_id),
+            self.id,
+            self._relay_awareness,
+        )
         hub.guard.track(self, admission.generation)
 
     # -- Channel -------------------------------------------------------------------------
     def receive(self, data: bytes) -> None:
         try:
             event = self.session.receive_data(data)
-            if self._stamp_presence and isinstance(event, AwarenessReceived):
-                event = AwarenessReceived(stamp_presence(event.payload, self.identity))
+            if isinstance(event, AwarenessReceived):
+                self._awareness.offer(event.payload)  # relayed now, or held while over the rate
+                event = None
         except CoreError as exc:
-            self.connection.hub.metrics.rejected(exc)
-            log.info("conn=%d: %s", self.connection.id, exc.detail)
-            self.close(exc.close_code, exc.detail[:120])
+            self._refuse(exc)
             return
         self.flush()  # a read-only session may have queued a refusal
         if event is not None:
             self.connection.received(len(data))
             self.room.submit(self, event, len(data))
 
+    def _relay_awareness(self, payload: bytes) -> None:
+        try:
+            if self._stamp_presence:
+                payload = stamp_presence(payload, self.identity, self._awareness_limits)
+        except CoreError as exc:
+            self._refuse(exc)
+            return
+        self.connection.received(len(payload))
+        self.room.submit(self, AwarenessReceived(payload), len(payload))
+
+    def _refuse(self, exc: CoreError) -> None:
+        self.connection.hub.metrics.rejected(exc)
+        log.info("conn=%d: %s", self.connection.id, exc.detail)
+        self.close(exc.close_code, exc.detail[:120])
+
     def closed(self) -> None:
+        self._awareness.close()
         self._guard.untrack(self)
         self.room.leave(self)
 

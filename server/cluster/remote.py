@@ -48,7 +48,7 @@ def apply_remote(
                 tracker.advance_to(seq, now)
                 return RemoteOutcome(delta, changed=True)
             case AwarenessRelay(payload, origin):
-                entries = decode_awareness(payload)
+                entries = decode_awareness(payload, awareness.limits)
                 return RemoteOutcome(presence=link.apply_remote_presence(awareness, entries, origin, now))
             case AwarenessQuery():
                 link.answer_presence_query()

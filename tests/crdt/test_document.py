@@ -75,6 +75,51 @@ def test_pycrdt_failure_surfaces_as_apply_failed() -> None:
         document.apply(bytes.fromhex("010207002801016d016b017d0108000700017d0200"))
 
 
+class PanicException(BaseException):
+    """What pyo3 raises for a Rust panic: a BaseException named so (`is_native_failure` goes by it)."""
+
+
+def panicking(*_: object) -> None:
+    raise PanicException("called `Option::unwrap()` on a `None` value")
+
+
+@pytest.mark.parametrize("fresh", [True, False], ids=["fresh", "overlapping"])
+def test_a_native_panic_while_integrating_becomes_apply_failed(
+    monkeypatch: pytest.MonkeyPatch, fresh: bool
+) -> None:
+    updates = edits()
+    document = Document()
+    known: dict[int, int] = {}
+    document.integrate(updates[0], validate_update(updates[0], known_state=known), known)
+    full = Doc()
+    for update in updates:
+        full.apply_update(update)
+    update = updates[1] if fresh else full.get_update()  # all of it overlaps: the observing `apply`
+    summary = validate_update(update, known_state=known)
+    monkeypatch.setattr(Doc, "apply_update", panicking)
+    with pytest.raises(ApplyFailed, match="pycrdt refused the update: called `Option::unwrap"):
+        document.integrate(update, summary, known)
+    assert document._captured == []  # nothing half-captured stays behind for the next apply
+
+
+def test_a_native_panic_while_encoding_a_diff_becomes_apply_failed(monkeypatch: pytest.MonkeyPatch) -> None:
+    document = Document()
+    document.apply(edits()[0])
+    monkeypatch.setattr(Doc, "get_update", panicking)
+    with pytest.raises(ApplyFailed, match="could not encode a diff"):
+        document.diff(b"\x00")
+
+
+def test_other_base_exceptions_are_not_swallowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    document = Document()
+    monkeypatch.setattr(Doc, "apply_update", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        document.apply_fresh(edits()[0])
+
+
 def test_state_vector_codec_round_trip() -> None:
     document = Document()
     for update in edits():

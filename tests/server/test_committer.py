@@ -1,5 +1,5 @@
-"""The committer: group commit (one transaction per batch, acks after it), the commit hook, the snapshot
-policy."""
+"""The committer: group commit (one transaction per batch, acks after it), the commit hook (webhooks)
+never breaks commits, the snapshot policy; snapshots are test-loaded, large ones off the event loop."""
 
 from __future__ import annotations
 
@@ -8,10 +8,13 @@ import time
 from collections.abc import Sequence
 
 import pytest
+from pycrdt import Doc, Text
 
 from crdt.messages import Ack, SyncUpdate
 from persistence.base import NewUpdate
 from persistence.memory import MemoryStorage
+from server import committer as committer_module
+from server.committer import Committer
 from server.room import Room
 from server.settings import Settings
 from tests.server.fakes import FakePeer, GatedStorage, edits, stored_text
@@ -101,3 +104,35 @@ def test_the_row_floor_is_a_setting_with_flag_and_environment_variable() -> None
     assert Settings().snapshot_ratio_min_updates == 50
     environ = {"COCREATE_SNAPSHOT_RATIO_MIN_UPDATES": "7"}
     assert Settings.from_environment(environ).snapshot_ratio_min_updates == 7
+
+
+async def committer_of(state: bytes, offload_update_size: int) -> tuple[Committer, MemoryStorage, str]:
+    storage = MemoryStorage()
+    record = await storage.create_document("big", time.time())
+    settings = Settings(snapshot_min_updates=1, offload_update_size=offload_update_size)
+    committer = Committer("big", record.id, storage, settings, time.time, lambda: state, print)
+    committer.last_seq = await storage.append_updates(record.id, [NewUpdate(state, "u", time.time())])
+    return committer, storage, record.id
+
+
+async def test_a_large_snapshot_is_test_loaded_in_the_worker_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    doc: Doc = Doc()
+    doc.get("t", type=Text).insert(0, "large " * 1000)
+    state = doc.get_update()
+
+    def on_the_loop(_: bytes) -> bool:
+        raise AssertionError("a large state was test-loaded on the event loop")
+
+    monkeypatch.setattr(committer_module, "reloads", on_the_loop)
+    committer, storage, document_id = await committer_of(state, offload_update_size=1024)
+    await committer.compact()
+    snapshot = await storage.latest_snapshot(document_id)
+    assert snapshot is not None and snapshot.data == state and committer.snapshot_seq == 1
+
+
+@pytest.mark.parametrize("offload_update_size", [1 << 30, 16], ids=["on-the-loop", "in-the-worker"])
+async def test_a_state_that_does_not_load_again_is_never_stored(offload_update_size: int) -> None:
+    broken = b"\x01\x01\xff\xff\xff\xff\x0f" + b"\x07" * 64  # pycrdt refuses it
+    committer, storage, document_id = await committer_of(broken, offload_update_size)
+    await committer.compact()
+    assert await storage.latest_snapshot(document_id) is None and committer.snapshot_seq == 0

@@ -21,6 +21,7 @@ from crdt.hocuspocus import (
 )
 from crdt.messages import AwarenessMessage, QueryAwareness, SyncStep1, SyncStep2, SyncUpdate
 from server.auth import Role
+from server.ops_api import register_server_metrics
 from tests.support.hocuspocus import Client, InProcessServer, start_server
 
 ROLES = {"ana": {"*": Role.EDITOR}, "vic": {"*": Role.VIEWER}, "nobody": {}}
@@ -154,10 +155,11 @@ async def test_close_leaves_that_document_only(server: InProcessServer) -> None:
         ({"hocuspocus_max_documents": 2}, [(f"n{i}", Token("nobody")) for i in range(3)], "documents"),
     ],
 )
-async def test_caps_close_the_socket_with_1008(
+async def test_caps_close_the_socket_with_1008_and_count_the_limit(
     settings: dict[str, int], flood: list[tuple[str, DocumentMessage]], reason: str
 ) -> None:
     server = start_server(ROLES, hocuspocus_ping_interval=0, **settings)
+    register_server_metrics(server.hub)
     try:
         flooder, bystander = server.connect(), server.connect()
         await opened(bystander, "calm")
@@ -165,6 +167,9 @@ async def test_caps_close_the_socket_with_1008(
             flooder.send(address, message)
         await flooder.wait_closed()
         assert flooder.wire.close_code == 1008 and reason in flooder.wire.close_reason
+        limit = next(iter(settings)).replace("_max_", "_")  # e.g. hocuspocus_pending_bytes
+        scraped = server.hub.metrics.render().decode()
+        assert f'cocreate_limit_triggered_total{{limit="{limit}"}} 1.0' in scraped
         bystander.send("calm", SyncUpdate(text_update("fine")))
         await server.signal.until(lambda: bystander.messages("calm").count(SyncStatus(True)) == 2)
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,13 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from client import connect
-from crdt.awareness import AwarenessEntry, encode_awareness
-from crdt.messages import AwarenessMessage, SyncUpdate, encode_message
+from crdt.awareness import AwarenessEntry, AwarenessLimits, encode_awareness
+from crdt.messages import Ack, AwarenessMessage, SyncUpdate, decode_message, encode_message
+from crdt.validation import UpdateLimits
+from persistence.memory import MemoryStorage
 from server.limits import TokenBucket
+from server.rooms import RoomRegistry
+from server.settings import Settings
 from tests.support.server_process import running_server
 
 
@@ -23,6 +28,24 @@ def test_token_bucket_allows_a_burst_then_the_rate() -> None:
     assert bucket.take(1, now=0.0) == pytest.approx(0.1)
     assert bucket.take(1, now=1.0) == 0  # refilled
     assert TokenBucket(rate=0, burst=0).take(100, now=0.0) == 0  # rate 0: unlimited
+
+
+def test_a_token_bucket_debt_is_paid_back_not_forgiven() -> None:
+    bucket = TokenBucket(rate=10, burst=5)
+    for _ in range(5):
+        bucket.take(1, now=0.0)
+    assert bucket.take(1, now=0.0) == pytest.approx(0.1)  # in debt
+    assert bucket.take(1, now=0.1) == pytest.approx(0.1)  # the wait paid the debt only: no new burst
+    sent = sum(bucket.take(1, now=0.2) == 0 for _ in range(100))
+    assert sent == 0, f"{sent} messages passed right after a throttle"
+
+
+def test_try_take_refuses_without_debt() -> None:
+    bucket = TokenBucket(rate=10, burst=2)
+    assert [bucket.try_take(1, now=0.0) for _ in range(2)] == [0, 0]
+    assert bucket.try_take(1, now=0.0) == pytest.approx(0.1)
+    assert bucket.try_take(1, now=0.05) == pytest.approx(0.05)  # refusals cost nothing
+    assert bucket.try_take(1, now=0.1) == 0
 
 
 async def closed_code(ws: object, timeout: float = 10) -> int | None:
@@ -120,3 +143,39 @@ async def test_awareness_spoofing_and_floods_do_not_reach_others(tmp_path: Path)
                     await observer.wait_for(lambda: victim.client_id in observer.remote_states)
                     assert observer.remote_states[victim.client_id] == {"user": "victim"}
                     assert len(observer.remote_states) <= 2  # the attacker may claim one id, its own
+
+
+async def test_update_depth_and_awareness_caps_are_settings_handed_to_every_room() -> None:
+    settings = Settings.from_environment(
+        {
+            "COCREATE_MAX_UPDATE_DEPTH": "7",
+            "COCREATE_AWARENESS_MAX_STATE_BYTES": "100",
+            "COCREATE_AWARENESS_MAX_ENTRIES": "3",
+            "COCREATE_AWARENESS_MAX_CLIENTS": "2",
+        }
+    )
+    registry = RoomRegistry(MemoryStorage(), settings, time.time)
+    room = registry.enter("configured")
+    assert room.limits == UpdateLimits(max_depth=7) and room.gate.limits is room.limits
+    assert room.awareness.limits == AwarenessLimits(
+        max_entries=3, max_state_bytes=100, max_clients_per_connection=2
+    )
+    await registry.close()
+    with pytest.raises(ValueError, match="max_update_depth"):
+        Settings(max_update_depth=5000)  # deep enough to crash pycrdt: refused at start
+
+
+async def test_max_update_depth_refuses_a_deeper_update(tmp_path: Path) -> None:
+    def nested(depth: int) -> bytes:  # one map entry whose Any value is `depth` arrays deep
+        return bytes.fromhex("010101000801016101" + "7501" * depth + "7e00")
+
+    with running_server(tmp_path, None, "--max-update-depth", "8") as server:
+        async with ws_connect(server.ws("depth/ok", "acks=1")) as ws:
+            await ws.send(encode_message(SyncUpdate(nested(6))))
+            async with asyncio.timeout(10):  # accepted: committed and acknowledged
+                while True:
+                    message = decode_message(await ws.recv())  # type: ignore[arg-type]
+                    if isinstance(message, Ack) and message.count >= 1:
+                        break
+            await ws.send(encode_message(SyncUpdate(nested(9))))
+            assert await closed_code(ws) == 1007

@@ -147,3 +147,21 @@ async def test_a_real_server_counts_edits_fanout_acks_and_commits(tmp_path: Path
     assert value(refused, "cocreate_limit_triggered_total", limit="connections_per_address") == 1
     assert value(refused, "cocreate_outbox_overflows_total") == 0
     assert value(refused, "cocreate_validator_rejections_total", reason="malformed") == 1
+
+
+async def test_an_oversized_frame_and_a_silent_connection_are_counted_as_limits(tmp_path: Path) -> None:
+    args = ("--max-message-size", "4096", "--handshake-timeout", "0.5")
+    with running_server(tmp_path, None, *args) as server:
+        async with ws_connect(server.ws("m/big"), max_size=None) as ws:
+            await ws.send(b"\x00" * 10_000)
+            with contextlib.suppress(ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 10)
+            assert ws.close_code == 1009
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)  # never sends a request
+        with contextlib.suppress(ConnectionResetError):
+            assert await asyncio.wait_for(reader.read(), 10) == b""
+        writer.close()
+        samples = await scrape(server.port)
+        assert server.wait_for_log(r"limit handshake_timeout triggered: no HTTP request", 1)
+    assert value(samples, "cocreate_limit_triggered_total", limit="max_message_size") == 1
+    assert value(samples, "cocreate_limit_triggered_total", limit="handshake_timeout") == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from pycrdt import Array, Doc, Map, Text
 
 from crdt.document import decode_state_vector
-from crdt.messages import Ack, Epoch, Refused, SyncStep1, SyncUpdate, encode_message
+from crdt.messages import Ack, Epoch, Refused, SyncStep1, SyncStep2, SyncUpdate, encode_message
 from crdt.sync import SyncRequested, UpdateReceived
-from persistence.base import Storage
+from persistence.base import NewUpdate, Snapshot, Storage
 from persistence.factory import open_storage
 from persistence.memory import MemoryStorage
 from server.loading import load_state
@@ -123,12 +124,75 @@ async def test_a_failed_apply_taints_and_rebuilds_from_the_log() -> None:
     await attacker.wait_for(lambda: attacker.closed is not None)
     send(room, honest, updates[1])
     await honest.wait_for(lambda: acked(honest) == 2)
+    copy = await fresh_copy(room)  # what the rebuilt room serves
+    assert "m" not in list(copy.keys()) and str(copy.get("t", type=Text)) == "xx"
     await finish(room, task, honest, attacker)
     record = await storage.get_document("doc")
     assert record is not None
     state = await load_state(storage, record.id)
     assert "m" not in list(state.document.doc.keys())  # the half-applied map entry never reached the log
     assert await stored_text(storage, "doc") == "xx"
+
+
+async def fresh_copy(room: Room) -> Doc:
+    """The document as a client that joins now gets it: its step 1 (nothing known) answered by step 2."""
+    peer = FakePeer()
+    room.join(peer)
+    event = peer.session.receive_data(encode_message(SyncStep1(b"\x00")))
+    assert isinstance(event, SyncRequested)
+    room.submit(peer, event, 2)
+    await peer.wait_for(lambda: any(isinstance(m, SyncStep2) for m in peer.received))
+    step2 = next(m for m in peer.received if isinstance(m, SyncStep2))
+    copy: Doc = Doc()
+    copy.apply_update(step2.update)
+    room.leave(peer)
+    return copy
+
+
+class HeldCommits(MemoryStorage):
+    """Appends wait for `gate`; every snapshot is recorded with whether its room was tainted then."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.room: Room | None = None
+        self.snapshots: list[tuple[bool, Snapshot]] = []
+
+    async def append_updates(self, document_id: str, updates: Sequence[NewUpdate]) -> int:
+        await self.gate.wait()
+        return await super().append_updates(document_id, updates)
+
+    async def save_snapshot(self, document_id: str, snapshot: Snapshot) -> None:
+        assert self.room is not None
+        self.snapshots.append((self.room._tainted, snapshot))
+        await super().save_snapshot(document_id, snapshot)
+
+
+async def test_a_room_tainted_while_a_compaction_is_due_never_snapshots_the_tainted_state() -> None:
+    storage = HeldCommits()
+    room, task = await start(storage, snapshot_min_updates=3)
+    storage.room = room
+    honest, attacker = FakePeer(), FakePeer()
+    room.join(honest)
+    room.join(attacker)
+    await honest.wait_for(lambda: len(honest.received) >= 2)
+    storage.gate.clear()  # the commit of the next edits waits: compaction becomes due after the taint
+    _, updates = edits(3)
+    for update in updates:
+        send(room, honest, update)
+    send(room, attacker, bytes.fromhex("010207002801016d016b017d0108000700017d0200"))
+    await attacker.wait_for(lambda: attacker.closed is not None)
+    assert room._tainted and room.committer is not None and room.committer.last_seq == 0
+    storage.gate.set()  # commit -> compaction due (3 rows) while the room is still tainted
+    await honest.wait_for(lambda: acked(honest) == 3)
+    await finish(room, task, honest, attacker)
+    assert storage.snapshots, "a snapshot was due: the rebuilt room takes it"
+    for tainted, snapshot in storage.snapshots:
+        assert not tainted, f"snapshot at seq {snapshot.seq} taken while the room was tainted"
+        saved: Doc = Doc()
+        saved.apply_update(snapshot.data)
+        assert "m" not in list(saved.keys()) and str(saved.get("t", type=Text)) == "xxx"
 
 
 async def test_read_only_peer_is_refused_and_nothing_is_logged() -> None:

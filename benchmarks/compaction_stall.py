@@ -1,0 +1,89 @@
+"""Event-loop stall of one compaction of a ~5 MB document: the snapshot test-load on the loop (before)
+vs in the worker process (after). Run: `.venv/bin/python -m benchmarks.compaction_stall`."""
+
+import asyncio
+import time
+
+from pycrdt import Array, Doc, Map
+
+from crdt.document import Document
+from persistence.base import NewUpdate
+from persistence.memory import MemoryStorage
+from server.committer import Committer
+from server.offload import reloads, reloads_off_loop, shutdown
+from server.settings import Settings
+
+
+def build(maps: int = 55_000) -> Doc:
+    doc = Doc()  # ~5 MB of many small structs: 55k maps in an array (cards of a board, rows of a table)
+    arr = doc.get("a", type=Array)
+    for start in range(0, maps, 5000):
+        with doc.transaction():
+            for i in range(start, min(maps, start + 5000)):
+                arr.append(Map({"x": i, "name": f"user{i}", "pos": [i, i + 1]}))
+    return doc
+
+
+async def worst_stall(work) -> tuple[float, float]:
+    """(longest gap of a 5 ms ticker beyond its period, wall time of `work`) in ms."""
+    worst, done = 0.0, False
+
+    async def ticker() -> None:
+        nonlocal worst
+        last = time.perf_counter()
+        while not done:
+            await asyncio.sleep(0.005)
+            now = time.perf_counter()
+            worst, last = max(worst, now - last - 0.005), now
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0.05)
+    started = time.perf_counter()
+    await work()
+    took = time.perf_counter() - started
+    done = True
+    await task
+    return worst * 1000, took * 1000
+
+
+async def main() -> None:
+    doc = build()
+    document = Document(doc)
+    t = time.perf_counter()
+    state = document.encode_state()
+    encode = time.perf_counter() - t
+    t = time.perf_counter()
+    assert reloads(state)
+    reload = time.perf_counter() - t
+    print(
+        f"state {len(state) / 1e6:.2f} MB: encode {encode * 1000:.1f} ms, reload check {reload * 1000:.1f} ms"
+    )
+    assert await reloads_off_loop(state)  # start the worker (spawn) once, as a server does on first use
+
+    for label, offload in (
+        ("before (all on the loop)", 1 << 40),
+        ("after (reload in the worker)", 256 * 1024),
+    ):
+        stalls = []
+        for _ in range(3):
+            storage = MemoryStorage()
+            record = await storage.create_document("big", time.time())
+            settings = Settings(snapshot_min_updates=1, offload_update_size=offload)
+            committer = Committer(
+                "big", record.id, storage, settings, time.time, document.encode_state, print
+            )
+            committer.last_seq = await storage.append_updates(record.id, [NewUpdate(state, "u", time.time())])
+            stalls.append(await worst_stall(committer.compact))
+            assert committer.snapshot_seq == committer.last_seq
+        print(
+            label,
+            "worst loop stall ms:",
+            [round(s) for s, _ in stalls],
+            "compact wall ms:",
+            [round(w) for _, w in stalls],
+        )
+    shutdown()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
