@@ -44,7 +44,7 @@ class ClusterBenchConfig:
 
 def _server(db_url: str, data_dir: Path, redis_url: str | None) -> ServerProcess:
     argv = [sys.executable, "-m", "server.cli", "serve", "--port", "0", "--db", db_url,
-            "--data-dir", str(data_dir), "--log-level", "warning"]  # fmt: skip
+            "--data-dir", str(data_dir), "--log-level", "warning", "--message-rate", "0"]  # fmt: skip
     if redis_url:
         argv += ["--redis", redis_url]
     return ServerProcess("cocreate", argv)

@@ -114,6 +114,7 @@ def _cocreate(data_dir: Path, port: int, persist: bool) -> ServerProcess:
     url = f"sqlite+aiosqlite:///{data_dir / 'cocreate.db'}" if persist else "memory://"
     argv = [sys.executable, "-m", "server.cli", "serve", "--host", "127.0.0.1"]
     argv += ["--port", str(port), "--db", url, "--data-dir", str(data_dir), "--log-level", "warning"]
+    argv += ["--message-rate", "0"]  # the peers have no per-connection rate limit; trace replays exceed ours
     return ServerProcess(name="cocreate", argv=argv, port=port)
 
 
