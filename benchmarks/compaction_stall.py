@@ -2,10 +2,13 @@
 vs in the worker process (after). Run: `.venv/bin/python -m benchmarks.compaction_stall`."""
 
 import asyncio
+import statistics
 import time
+from typing import Any
 
 from pycrdt import Array, Doc, Map
 
+from benchmarks.report import environment, table, write_results
 from crdt.document import Document
 from persistence.base import NewUpdate
 from persistence.memory import MemoryStorage
@@ -60,10 +63,8 @@ async def main() -> None:
     )
     assert await reloads_off_loop(state)  # start the worker (spawn) once, as a server does on first use
 
-    for label, offload in (
-        ("before (all on the loop)", 1 << 40),
-        ("after (reload in the worker)", 256 * 1024),
-    ):
+    rows: list[dict[str, Any]] = []
+    for label, offload in (("all on the loop", 1 << 40), ("reload check in the worker", 256 * 1024)):
         stalls = []
         for _ in range(3):
             storage = MemoryStorage()
@@ -75,14 +76,25 @@ async def main() -> None:
             committer.last_seq = await storage.append_updates(record.id, [NewUpdate(state, "u", time.time())])
             stalls.append(await worst_stall(committer.compact))
             assert committer.snapshot_seq == committer.last_seq
-        print(
-            label,
-            "worst loop stall ms:",
-            [round(s) for s, _ in stalls],
-            "compact wall ms:",
-            [round(w) for _, w in stalls],
+        rows.append(
+            {
+                "mode": label,
+                "worst_stall_ms": max(s for s, _ in stalls),
+                "compact_wall_ms": statistics.median(w for _, w in stalls),
+            }
         )
     shutdown()
+    headers = ["mode", "worst loop stall ms (3 runs)", "compaction wall ms (median)"]
+    cells = [[r["mode"], round(r["worst_stall_ms"], 1), round(r["compact_wall_ms"], 1)] for r in rows]
+    print(table(headers, cells))
+    data = {
+        "environment": environment(),
+        "state_bytes": len(state),
+        "encode_ms": encode * 1000,
+        "reload_check_ms": reload * 1000,
+        "rows": rows,
+    }
+    print(f"results: {write_results('compaction', data)}")
 
 
 if __name__ == "__main__":
