@@ -115,7 +115,17 @@ def validate_update(
     if shape is not None:  # a live edit: same verdict and summary as the parser below, cheaper
         runs, structs, deleted, string_bytes, ranges = shape
         return UpdateSummary(runs, structs, deleted, string_bytes, 0, 0, ranges)
-    parser = _Parser(data, limits)
+    return parse_update(_Parser(data, limits), known_state, owned_clients, foreign_owned)
+
+
+def parse_update(
+    parser: _Parser,
+    known_state: Mapping[int, int] | None,
+    owned_clients: Container[int],
+    foreign_owned: Container[int],
+) -> UpdateSummary:
+    """`validate_update` with a given parser (one that also records where things are)."""
+    data, limits = parser.data, parser.limits
     try:
         summary = parser.parse(known_state, owned_clients, foreign_owned)
         if summary.type_count > limits.max_type_depth:  # only then can types nest too deep
@@ -142,7 +152,7 @@ def validate_state_vector(data: bytes, limits: UpdateLimits = UpdateLimits()) ->
 
 
 class _Parser:
-    def __init__(self, data: bytes, limits: UpdateLimits, record: bool = False) -> None:
+    def __init__(self, data: bytes, limits: UpdateLimits, record: bool = False, cut: int = 0) -> None:
         self.data = data
         self.dec = Decoder(data)
         self.limits = limits
@@ -156,6 +166,10 @@ class _Parser:
         # where the delete set starts (for `crdt.strip`)
         self.sections: list[tuple[int, int, int]] = []
         self.delete_set_at = 0
+        # with cut > 0, each client's run cut at struct boundaries into pieces of about `cut` bytes:
+        # (client, first clock, end clock, struct count, first byte, end byte) (for `crdt.chunks`)
+        self.cut = cut
+        self.pieces: list[tuple[int, int, int, int, int, int]] = []
 
     # -- primitives -------------------------------------------------------------------------
     def uint(self) -> int:
@@ -368,7 +382,12 @@ class _Parser:
             if not n:  # no encoder writes one; yrs panics on it for a client it knows
                 raise InvalidUpdate(f"empty struct run for client {client}")
             start = clock = self.clock()
+            cut, piece_at, piece_clock, piece_structs = self.cut, self.dec.pos, start, 0
             for _ in range(n):
+                if cut and self.dec.pos - piece_at >= cut:
+                    self.pieces.append((client, piece_clock, clock, piece_structs, piece_at, self.dec.pos))
+                    piece_at, piece_clock, piece_structs = self.dec.pos, clock, 0
+                piece_structs += 1
                 info = self.dec.read_uint8()
                 if info == 0 or info == 10:  # GC, Skip
                     clock += self.length()
@@ -376,6 +395,8 @@ class _Parser:
                     clock += self.item(info, client, clock)
                 if clock > MAX_CLOCK:
                     raise InvalidUpdate(f"clock of client {client} passes 2^32-1")
+            if cut:
+                self.pieces.append((client, piece_clock, clock, piece_structs, piece_at, self.dec.pos))
             runs[client] = (start, clock)
             if self.record:
                 self.sections.append((client, section_at, self.dec.pos))
