@@ -43,8 +43,9 @@ async def current_state(hub: Hub, record: DocumentRecord) -> tuple[bytes, int]:
     """The document's whole state as a Yjs update, and the log position it reflects."""
     room = hub.registry.get(record.name)
     committer = room.committer if room is not None else None
-    if room is not None and committer is not None and room.record is not None and room.record.id == record.id:
-        return room.document.encode_state(), committer.last_seq
+    live = room is not None and room.record is not None and room.record.id == record.id
+    if live and room is not None and committer is not None and not room.applying_in_pieces:
+        return room.document.encode_state(), committer.last_seq  # (mid-way it is ahead of the log)
     state = await load_state(hub.storage, record.id, page_size=hub.settings.load_page_size)
     try:
         return state.document.encode_state(), state.last_seq

@@ -1,5 +1,6 @@
 """CPU-heavy pure work moved off the event loop, into a worker process: validating (and filtering)
-very large updates, checking that a large snapshot loads again.
+very large updates and finding where to cut them for a chunked apply, merging large deltas,
+checking that a large snapshot loads again.
 
 A process, not a thread: pycrdt holds the GIL while it applies an update (a thread would stall the
 loop just the same), and a native crash there takes the worker down, not the server."""
@@ -13,11 +14,12 @@ from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from pycrdt import Doc
+from pycrdt import Doc, merge_updates
 
+from crdt.chunks import Split, split_update
 from crdt.document import is_native_failure
 from crdt.strip import strip_clients
-from crdt.validation import UpdateLimits, UpdateSummary, validate_update
+from crdt.validation import UpdateLimits, UpdateSummary
 
 log = logging.getLogger("cocreate.offload")
 
@@ -38,11 +40,12 @@ async def validate_large_update(
     owned_clients: frozenset[int],
     foreign_owned: frozenset[int],
     limits: UpdateLimits,
-) -> UpdateSummary:
-    """`validate_update` in a worker process; raises what it raises (InvalidUpdate, UpdateAhead)."""
+) -> tuple[UpdateSummary, Split]:
+    """`validate_update` in a worker process, and where to cut the update into pieces
+    (`crdt.chunks`); raises what it raises (InvalidUpdate, UpdateAhead)."""
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(
-        _executor(), validate_update, update, dict(known_state), owned_clients, foreign_owned, limits
+        _executor(), split_update, update, dict(known_state), owned_clients, foreign_owned, limits
     )
 
 
@@ -53,8 +56,9 @@ async def strip_large_update(
     owned_clients: frozenset[int],
     foreign_owned: frozenset[int],
     limits: UpdateLimits,
-) -> tuple[bytes, UpdateSummary]:
-    """`crdt.strip.strip_clients`, then `validate_update` of the result, in a worker process."""
+) -> tuple[bytes, UpdateSummary, Split]:
+    """`crdt.strip.strip_clients`, then `validate_update` of the result and where to cut it, in a
+    worker process."""
     loop = asyncio.get_running_loop()
     known = dict(known_state)
     return await loop.run_in_executor(
@@ -69,9 +73,19 @@ def _strip_and_validate(
     owned: frozenset[int],
     foreign: frozenset[int],
     limits: UpdateLimits,
-) -> tuple[bytes, UpdateSummary]:
+) -> tuple[bytes, UpdateSummary, Split]:
     stripped = strip_clients(update, clients, known, limits)
-    return stripped, validate_update(stripped, known, owned, foreign, limits)
+    return stripped, *split_update(stripped, known, owned, foreign, limits)
+
+
+async def merge_off_loop(updates: list[bytes]) -> bytes:
+    """`pycrdt.merge_updates` in the worker process (many large deltas take a while to merge)."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_executor(), _merge, updates)
+
+
+def _merge(updates: list[bytes]) -> bytes:
+    return merge_updates(*updates)
 
 
 def reloads(state: bytes) -> bool:

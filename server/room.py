@@ -17,8 +17,9 @@ from crdt.messages import AwarenessMessage, Epoch, Message, SyncStep1, SyncUpdat
 from crdt.messages import DocumentEvent as EventMessage
 from crdt.sync import AwarenessQueried, AwarenessReceived, Event, SyncRequested, UpdateReceived, WriteRefused
 from crdt.type_depth import TypeDepths
-from crdt.validation import UpdateLimits, validate_state_vector
+from crdt.validation import UpdateLimits, UpdateSummary, validate_state_vector
 from persistence.base import DocumentRecord, NewUpdate, Storage, StorageError
+from server.chunked import apply_in_pieces
 from server.claims import ClientClaims
 from server.cluster.link import Inbound, RoomLink
 from server.cluster.remote import apply_remote
@@ -113,6 +114,7 @@ class Room:
         self._retired: dict[int, int] = {}
         self._failed = False
         self._tainted = False
+        self.applying_in_pieces = False  # a large update is being applied piece by piece (unlogged)
         self._shutdown: tuple[int, str] | None = None
         self.gate = WriteGate(self.awareness, self.limits, user_claims=settings.secret is not None, name=name)
         self.claims = ClientClaims(self.gate, storage, name, self.metrics_storage_error)
@@ -196,13 +198,11 @@ class Room:
         assert self.committer is not None
         while True:
             item = await inbox.get()
-            await self._prevalidate(item)
-            self._handle(item)
+            await self._take(item)
             handled = 0
             while not self._tainted and not self._failed and not inbox.empty():
                 item = inbox.get_nowait()
-                await self._prevalidate(item)
-                self._handle(item)
+                await self._take(item)
                 handled += 1
                 if handled % ITEMS_PER_TURN == 0:
                     await asyncio.sleep(0)  # let other rooms and sockets run during a burst
@@ -222,6 +222,28 @@ class Room:
                 await self.committer.compact()
                 return
 
+    async def _take(self, item: _Item) -> None:
+        """Handle one inbox item; a large update is validated in the worker and applied in pieces,
+        the inbox waiting meanwhile (its items keep their order), other rooms served in between."""
+        if await self._prevalidate(item):
+            assert isinstance(item, _Incoming) and isinstance(item.event, UpdateReceived)
+            peer = item.peer
+            if peer in self.peers and peer.open:
+                self._received_at = item.received
+                try:
+                    await self._apply_chunked(peer, item.event.update, item.event.index)
+                except CoreError as exc:
+                    self._refused(peer, exc)
+                peer.flush()
+            peer.processed(item.size)
+        else:
+            self._handle(item)
+
+    def _refused(self, peer: Peer, exc: CoreError) -> None:
+        self.metrics.rejected(exc)
+        log.info("room %r: closing peer %d: %s", self.name, peer.id, exc.detail)
+        peer.close(exc.close_code, exc.detail[:120])
+
     def _handle(self, item: _Item) -> None:
         if isinstance(item, _Incoming):
             peer = item.peer
@@ -230,9 +252,7 @@ class Room:
                 try:
                     self._dispatch(peer, item.event)
                 except CoreError as exc:
-                    self.metrics.rejected(exc)
-                    log.info("room %r: closing peer %d: %s", self.name, peer.id, exc.detail)
-                    peer.close(exc.close_code, exc.detail[:120])
+                    self._refused(peer, exc)
                 peer.flush()
             peer.processed(item.size)
         elif isinstance(item, _Join):
@@ -321,7 +341,8 @@ class Room:
 
     def _read_client(self, client: int, from_clock: int) -> bytes:
         """The document's structs of `client` from `from_clock` on, as an update (for type depths)."""
-        state = dict(self._known())
+        # mid-way through a chunked apply the cached clock state lags the document: read it afresh
+        state = self.document.clock_state() if self.applying_in_pieces else dict(self._known())
         state[client] = from_clock
         return self.document.diff(encode_state_vector(state))
 
@@ -330,34 +351,23 @@ class Room:
             self._known_state = self.document.clock_state()
         return self._known_state
 
-    async def _prevalidate(self, item: _Item) -> None:
-        """A very large update is validated in a worker process, so other rooms keep being served."""
+    async def _prevalidate(self, item: _Item) -> bool:
+        """A very large update is validated in a worker process, so other rooms keep being served;
+        True when it is then to be applied in pieces (`_apply_chunked`)."""
         if isinstance(item, _Incoming) and isinstance(item.event, UpdateReceived):
-            peer, update = item.peer, item.event.update
+            peer, update, index = item.peer, item.event.update, item.event.index
             if len(update) > self.settings.offload_update_size and peer in self.peers:
-                await self.gate.prevalidate(peer.id, item.event.index, update, self._known(), peer.author)
+                await self.gate.prevalidate(peer.id, index, update, self._known(), peer.author)
+                return self.gate.is_split(peer.id, index)
+        return False
 
     def _apply(self, peer: Peer, update: bytes, index: int) -> None:
         assert self.committer is not None
         known = self._known()
-        try:
-            stripped = self.gate.stripped_sections
-            update, summary = self.gate.admit(peer.id, peer.author, index, update, known)
-            if self.gate.stripped_sections != stripped:
-                self.metrics.claimed_structs_removed.inc(self.gate.stripped_sections - stripped)
-        except UpdateAhead as exc:
-            self.metrics.rejected(exc)
-            peer.session.refuse(index, exc.detail)  # benign race: its next step 2 carries it again
+        admitted = self._admit(peer, update, index, known)
+        if admitted is None:
             return
-        except InvalidUpdate as exc:
-            peer.session.refuse(index, exc.detail)
-            raise
-        if is_stale({c: end for c, (_, end) in summary.clients.items()}, known, self._retired):
-            peer.session.refuse(index, STALE_REASON)
-            raise StaleCopy()
-        if summary.struct_count and self.committer.stored_bytes > self.settings.max_document_size:
-            peer.session.refuse(index, DocumentFull.reason)
-            raise DocumentFull(f"over {self.settings.max_document_size} bytes")
+        update, summary = admitted
         if summary.type_count:  # shared types: their nesting across updates is bounded too
             try:
                 self.type_depths.admit(update, self._read_client)
@@ -375,6 +385,79 @@ class Room:
             self.gate.claim(peer.id, summary.clients)
         else:  # it overlapped or skipped ahead: the clock state is re-read when next needed
             self._known_state = None
+        self._applied(peer, index, delta)
+
+    def _admit(
+        self, peer: Peer, update: bytes, index: int, known: dict[int, int]
+    ) -> tuple[bytes, UpdateSummary] | None:
+        """The gate's verdict, the stale-copy and document-size checks: the update to apply (claimed
+        structs removed) and its summary, None when it is refused without closing the peer."""
+        assert self.committer is not None
+        try:
+            stripped = self.gate.stripped_sections
+            update, summary = self.gate.admit(peer.id, peer.author, index, update, known)
+            if self.gate.stripped_sections != stripped:
+                self.metrics.claimed_structs_removed.inc(self.gate.stripped_sections - stripped)
+        except UpdateAhead as exc:
+            self.metrics.rejected(exc)
+            peer.session.refuse(index, exc.detail)  # benign race: its next step 2 carries it again
+            return None
+        except InvalidUpdate as exc:
+            peer.session.refuse(index, exc.detail)
+            raise
+        if is_stale({c: end for c, (_, end) in summary.clients.items()}, known, self._retired):
+            peer.session.refuse(index, STALE_REASON)
+            raise StaleCopy()
+        if summary.struct_count and self.committer.stored_bytes > self.settings.max_document_size:
+            peer.session.refuse(index, DocumentFull.reason)
+            raise DocumentFull(f"over {self.settings.max_document_size} bytes")
+        return update, summary
+
+    async def _apply_chunked(self, peer: Peer, update: bytes, index: int) -> None:
+        """`_apply` for a large prevalidated update, one piece at a time (`crdt.chunks`)."""
+        known = self._known()
+        admitted = self._admit(peer, update, index, known)
+        split = self.gate.take_split(peer.id, index)
+        if admitted is None:
+            return
+        update, summary = admitted
+        assert split is not None
+        self.applying_in_pieces = True  # the document is ahead of the log: no snapshot of it
+        try:
+            try:
+                outcome = await apply_in_pieces(
+                    self.document,
+                    update,
+                    summary,
+                    split,
+                    known,
+                    self.type_depths if summary.type_count else None,
+                    self._read_client,
+                    lambda: self._failed,
+                    self.settings.offload_update_size,
+                )
+            except (InvalidUpdate, ApplyFailed) as exc:  # part of it may be in: the document is not the log's
+                peer.session.refuse(index, exc.detail)
+                log.warning("room %r tainted by a refused piece of a large update; rebuilding it", self.name)
+                self._tainted = True
+                raise
+            if outcome is None or self._failed:
+                return
+            delta, exact = outcome
+            if exact:
+                if self._known_state is known:
+                    for client, (_, end) in summary.clients.items():
+                        known[client] = end
+                self.gate.claim(peer.id, summary.clients)
+            else:
+                self._known_state = None
+            self._applied(peer, index, delta)
+        finally:
+            self.applying_in_pieces = False
+
+    def _applied(self, peer: Peer, index: int, delta: bytes) -> None:
+        """Relay and log what an update changed; the committer acknowledges it once stored."""
+        assert self.committer is not None
         logged = None
         if delta:
             self.metrics.updates_applied.inc()
@@ -437,7 +520,7 @@ class Room:
         self._tainted = False
 
     def _snapshot_state(self) -> bytes | None:
-        if self._tainted or self._failed:
+        if self._tainted or self._failed or self.applying_in_pieces:
             return None
         return self.document.encode_state()
 

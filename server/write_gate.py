@@ -6,6 +6,7 @@ import logging
 from collections.abc import Container, Iterable, Mapping
 
 from crdt.awareness import AwarenessRegistry
+from crdt.chunks import Split
 from crdt.errors import InvalidUpdate
 from crdt.strip import strip_clients
 from crdt.validation import UpdateLimits, UpdateSummary, validate_update
@@ -19,7 +20,8 @@ class WriteGate:
     """Validates each update against the document's clock state before pycrdt sees it, refusing
     structs for client ids another live connection has claimed: through its awareness announcement,
     or by having written them first since the room was loaded. Large updates are validated ahead, in
-    a worker process (`prevalidate`), so that other rooms keep being served meanwhile.
+    a worker process (`prevalidate`), so that other rooms keep being served meanwhile; the worker also
+    says where to cut them, so the room can apply them piece by piece (`take_split`).
 
     With `user_claims` (token mode), `claims` maps client ids to the user who claimed them through
     awareness (persisted by the room, first claim wins): an update's structs of an id another user
@@ -38,6 +40,7 @@ class WriteGate:
         self._writers: dict[int, int] = {}  # client id -> peer that wrote it first since loading
         self._prevalidated: dict[tuple[int, int], UpdateSummary | InvalidUpdate] = {}
         self._prestripped: dict[tuple[int, int], tuple[bytes, frozenset[int]]] = {}
+        self._splits: dict[tuple[int, int], Split] = {}  # where to cut prevalidated updates
         self._noted: set[tuple[int, int]] = set()  # (peer, client id) whose structs were removed
 
     async def prevalidate(
@@ -50,16 +53,27 @@ class WriteGate:
         if user is not None and self.user_claims:
             owned = owned.union(self.claims)
         try:
-            outcome = await validate_large_update(update, known, owned, foreign, self.limits)
+            outcome, split = await validate_large_update(update, known, owned, foreign, self.limits)
             taken = self._taken(outcome, known, user) if user is not None else frozenset()
             if taken:  # filtered in the worker too: `admit` then only takes the result
-                stripped, outcome = await strip_large_update(
+                stripped, outcome, split = await strip_large_update(
                     update, taken, known, owned, foreign, self.limits
                 )
                 self._prestripped[(peer_id, index)] = (stripped, taken)
+            if len(split) > 1:  # else it is applied in one call, like any update
+                self._splits[(peer_id, index)] = split
         except InvalidUpdate as exc:
             outcome = exc
         self._prevalidated[(peer_id, index)] = outcome
+
+    def is_split(self, peer_id: int, index: int) -> bool:
+        """Whether a prevalidated update comes with pieces to apply one by one (`take_split`)."""
+        return (peer_id, index) in self._splits
+
+    def take_split(self, peer_id: int, index: int) -> Split | None:
+        """Where to cut the update `admit` returned for (peer_id, index), if it was prevalidated;
+        call it after `admit` (the cuts are those of the stripped update when structs were removed)."""
+        return self._splits.pop((peer_id, index), None)
 
     def validate(
         self, peer_id: int, index: int, update: bytes, known: Mapping[int, int], user: str | None = None
@@ -146,7 +160,11 @@ class WriteGate:
         for client in [c for c, writer in self._writers.items() if writer == peer_id]:
             del self._writers[client]
         self._noted = {noted for noted in self._noted if noted[0] != peer_id}
-        for pending in (self._prevalidated, self._prestripped):  # verdicts of updates never handled
+        for pending in (
+            self._prevalidated,
+            self._prestripped,
+            self._splits,
+        ):  # verdicts of updates never handled
             for key in [key for key in pending if key[0] == peer_id]:
                 del pending[key]
 
