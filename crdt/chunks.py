@@ -1,7 +1,7 @@
 """Cutting a large Yjs v1 update into small valid updates, applied one by one between other rooms' work."""
 
 # Why. pycrdt applies an update in one call that holds the GIL: a 5 MB update of small structs
-# takes ~200 ms, during which no other room is served. Applied as pieces of ~64 KiB, with the
+# takes ~200 ms, during which no other room is served. Applied as pieces of 16-64 KiB, with the
 # event loop running in between, the same update stalls nobody for more than a few milliseconds.
 #
 # How. In v1 every struct is self-contained (its info byte, origins, parent and content are
@@ -22,8 +22,10 @@ from dataclasses import dataclass
 from crdt.lib0 import encode_var_uint
 from crdt.validation import UpdateLimits, UpdateSummary, _Parser, parse_update
 
-PIECE_BYTES = 64 * 1024
-"""Struct bytes per piece (a piece holds at least one struct, however large)."""
+PIECE_BYTES = 16 * 1024
+"""Struct bytes per piece (a piece holds at least one struct, however large). Small enough that the
+room's pure-Python type-depth check of one piece stays short; consecutive pieces of a client are
+applied together (`Split.reach`) when there is no such check."""
 
 _EMPTY_DELETE_SET = b"\x00"
 _DEFAULT_LIMITS = UpdateLimits()
@@ -41,16 +43,36 @@ class Split:
         """How many pieces the update makes (a delete set alone makes one)."""
         return max(len(self.runs), 1)
 
-    def piece(self, data: bytes, index: int, structs: bool = True) -> bytes:
-        """Piece `index` of `data` as a v1 update: its structs (left out when `structs` is False),
-        and the update's delete set if it is the last piece (else an empty one)."""
-        last = index == len(self) - 1
+    def piece(self, data: bytes, index: int, structs: bool = True, through: int | None = None) -> bytes:
+        """Piece `index` of `data` (with `through`, pieces `index` to `through` of one client
+        together) as a v1 update: its structs (left out when `structs` is False), and the update's
+        delete set if it ends with the last piece (else an empty one)."""
+        through = index if through is None else through
+        last = through == len(self) - 1
         deletes = data[self.delete_set_at :] if last else _EMPTY_DELETE_SET
         if not structs or not self.runs:
             return b"\x00" + deletes
         client, clock, _end, count, start, end = self.runs[index]
+        for more in self.runs[index + 1 : through + 1]:
+            if more[0] != client:
+                raise ValueError("pieces of different clients cannot be joined")
+            count, end = count + more[3], more[5]
         head = b"\x01" + encode_var_uint(count) + encode_var_uint(client) + encode_var_uint(clock)
         return b"".join((head, data[start:end], deletes))
+
+    def reach(self, index: int, max_bytes: int) -> int:
+        """The last piece to apply together with piece `index`: following pieces of the same
+        client, while their struct bytes stay within `max_bytes` (at least piece `index`)."""
+        runs = self.runs
+        if not runs:
+            return index
+        client, start = runs[index][0], runs[index][4]
+        through = index
+        while through + 1 < len(runs) and runs[through + 1][0] == client:
+            if runs[through + 1][5] - start > max_bytes:
+                break
+            through += 1
+        return through
 
     def known_already(self, index: int, known: Mapping[int, int]) -> bool:
         """Whether every struct of piece `index` lies below the `known` clock of its client (a

@@ -19,12 +19,37 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Callable
+from typing import Final
 
 from crdt.errors import InvalidUpdate
-from crdt.ystructs import GC, TYPE, Struct, decode_update
+from crdt.ystructs import GC, ID, TYPE, Struct, decode_update
 
 ReadClient = Callable[[int, int], bytes]
 """(client, from_clock) -> a Yjs update holding the document's structs of that client from the clock."""
+
+_Kept = tuple[int, int, int, int, ID | None, ID | None, str | ID | None]
+"""What is kept of a struct: (client, clock, length, kind, origin, right, parent). A plain tuple of
+atoms, not an object: the garbage collector stops tracking it, so the millions kept for a large
+document add nothing to each full collection (which would otherwise stall the event loop)."""
+_CLIENT: Final = 0
+_CLOCK: Final = 1
+_LENGTH: Final = 2
+_KIND: Final = 3
+_ORIGIN: Final = 4
+_RIGHT: Final = 5
+_PARENT: Final = 6
+
+
+def _kept(struct: Struct) -> _Kept:
+    return (
+        struct.client,
+        struct.clock,
+        struct.length,
+        struct.kind,
+        struct.origin,
+        struct.right,
+        struct.parent,
+    )
 
 
 class TypeDepths:
@@ -33,7 +58,7 @@ class TypeDepths:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self._starts: dict[int, list[int]] = {}  # client -> ascending start clocks of its structs
-        self._structs: dict[int, list[Struct]] = {}  # client -> its structs, in the same order
+        self._structs: dict[int, list[_Kept]] = {}  # client -> its structs, in the same order
         self._covered: dict[int, int] = {}  # client -> clock up to which its structs are known
         self._levels: dict[tuple[int, int], int] = {}  # (client, start clock) -> level
 
@@ -41,36 +66,37 @@ class TypeDepths:
         """Raise InvalidUpdate if the (validated) update puts a shared type deeper than the limit;
         otherwise remember its structs, for the updates that build on them."""
         structs, _ = decode_update(update)
-        fresh = [s for s in structs if s.kind != GC and s.clock >= self._covered.get(s.client, 0)]
-        overlay: dict[int, list[Struct]] = {}
+        covered = self._covered
+        fresh = [_kept(s) for s in structs if s.kind != GC and s.clock >= covered.get(s.client, 0)]
+        overlay: dict[int, list[_Kept]] = {}
         for struct in fresh:
-            overlay.setdefault(struct.client, []).append(struct)
+            overlay.setdefault(struct[_CLIENT], []).append(struct)
         levels: dict[int, int] = {}  # id(struct) -> level, for this update's own structs
         for struct in fresh:
-            if struct.kind == TYPE and self._level(struct, overlay, levels, read_client) > self.limit:
+            if struct[_KIND] == TYPE and self._level(struct, overlay, levels, read_client) > self.limit:
                 raise InvalidUpdate(f"shared types nested deeper than {self.limit} in the document")
         for client, own in overlay.items():
-            self._fill(client, own[0].clock, read_client)
+            self._fill(client, own[0][_CLOCK], read_client)
             self._append(client, own)
         for struct in fresh:
             level = levels.get(id(struct))
             if level is not None:
-                self._levels[(struct.client, struct.clock)] = level
+                self._levels[(struct[_CLIENT], struct[_CLOCK])] = level
 
     # -- levels -----------------------------------------------------------------------------------
     def _level(
-        self, struct: Struct, overlay: dict[int, list[Struct]], levels: dict[int, int], read: ReadClient
+        self, struct: _Kept, overlay: dict[int, list[_Kept]], levels: dict[int, int], read: ReadClient
     ) -> int:
         """The level of `struct`, resolved iteratively along origins and parents (chains of siblings
         can be long). Levels of the document's structs are kept; those of the update's own structs
         go to `levels` until the update is admitted."""
-        path: list[tuple[Struct, int]] = []  # (struct, levels it adds below its anchor)
-        current: Struct | None = struct
+        path: list[tuple[_Kept, int]] = []  # (struct, levels it adds below its anchor)
+        current: _Kept | None = struct
         base = 1
         while current is not None:
             known = levels.get(id(current))
             if known is None:
-                known = self._levels.get((current.client, current.clock))
+                known = self._levels.get((current[_CLIENT], current[_CLOCK]))
             if known is not None:
                 base = known
                 break
@@ -88,15 +114,13 @@ class TypeDepths:
         level = base
         for item, step in reversed(path):
             level = (level + step) if step >= 0 else 1
-            if _containing(overlay.get(item.client, []), item.clock) is item:
+            if _containing(overlay.get(item[_CLIENT], []), item[_CLOCK]) is item:
                 levels[id(item)] = level
             else:
-                self._levels[(item.client, item.clock)] = level
+                self._levels[(item[_CLIENT], item[_CLOCK])] = level
         return level
 
-    def _find(
-        self, target: tuple[int, int], overlay: dict[int, list[Struct]], read: ReadClient
-    ) -> Struct | None:
+    def _find(self, target: ID, overlay: dict[int, list[_Kept]], read: ReadClient) -> _Kept | None:
         client, clock = target
         struct = _containing(overlay.get(client, []), clock)
         if struct is not None:
@@ -108,7 +132,7 @@ class TypeDepths:
         if pos < 0:
             return None
         found = self._structs[client][pos]
-        return found if clock < found.clock + found.length else None
+        return found if clock < found[_CLOCK] + found[_LENGTH] else None
 
     # -- the document's structs -------------------------------------------------------------------
     def _fill(self, client: int, until: int, read: ReadClient) -> None:
@@ -117,43 +141,44 @@ class TypeDepths:
         if until <= covered:
             return
         structs, _ = decode_update(read(client, covered))
-        self._append(client, [s for s in structs if s.client == client and s.clock >= covered])
+        self._append(client, [_kept(s) for s in structs if s.client == client and s.clock >= covered])
 
-    def _append(self, client: int, structs: list[Struct]) -> None:
+    def _append(self, client: int, structs: list[_Kept]) -> None:
         starts = self._starts.setdefault(client, [])
         kept = self._structs.setdefault(client, [])
         covered = self._covered.get(client, 0)
         for struct in structs:
-            if struct.clock < covered:
+            clock = struct[_CLOCK]
+            if clock < covered:
                 continue
-            struct.text = None  # only ids, anchors and kinds matter here
-            starts.append(struct.clock)
+            starts.append(clock)
             kept.append(struct)
-            covered = struct.clock + struct.length
+            covered = clock + struct[_LENGTH]
         self._covered[client] = covered
 
 
-def _anchor(struct: Struct) -> tuple[tuple[int, int] | None, int]:
+def _anchor(struct: _Kept) -> tuple[ID | None, int]:
     """(the id this struct's level derives from, levels added): 0 below an origin, 1 below a parent
     type; (None, -1) for the child of a root type."""
-    if struct.origin is not None:
-        return struct.origin, 0
-    if struct.right is not None:
-        return struct.right, 0
-    if isinstance(struct.parent, tuple):
-        return struct.parent, 1
+    origin, right, parent = struct[_ORIGIN], struct[_RIGHT], struct[_PARENT]
+    if origin is not None:
+        return origin, 0
+    if right is not None:
+        return right, 0
+    if isinstance(parent, tuple):
+        return parent, 1
     return None, -1
 
 
-def _containing(structs: list[Struct], clock: int) -> Struct | None:
+def _containing(structs: list[_Kept], clock: int) -> _Kept | None:
     """The struct of one client's run (ascending clocks) that holds `clock`, if any."""
     low, high = 0, len(structs)
     while low < high:
         middle = (low + high) // 2
-        if structs[middle].clock <= clock:
+        if structs[middle][_CLOCK] <= clock:
             low = middle + 1
         else:
             high = middle
-    if low and clock < structs[low - 1].clock + structs[low - 1].length:
+    if low and clock < structs[low - 1][_CLOCK] + structs[low - 1][_LENGTH]:
         return structs[low - 1]
     return None

@@ -2,7 +2,7 @@
 
 # The room awaits `apply_in_pieces` from its own task, so its inbox waits (items keep their order)
 # while every other room and socket runs between two pieces. Each piece is a small valid update
-# (`crdt.chunks`): ~64 KiB of structs cost pycrdt a few milliseconds. Until the last piece is in,
+# (`crdt.chunks`): up to 64 KiB of structs cost pycrdt a few milliseconds. Until the last piece is in,
 # the document holds part of an update that is not logged yet: the room refuses to snapshot it.
 
 from __future__ import annotations
@@ -12,11 +12,14 @@ from collections.abc import Callable
 
 from pycrdt import merge_updates
 
-from crdt.chunks import Split
+from crdt.chunks import PIECE_BYTES, Split
 from crdt.document import EMPTY_UPDATE, Document
 from crdt.type_depth import ReadClient, TypeDepths
 from crdt.validation import UpdateSummary
 from server.offload import merge_off_loop
+
+GROUP_BYTES = 64 * 1024
+"""Struct bytes applied in one pycrdt call when no type-depth check runs (a few milliseconds)."""
 
 
 async def apply_in_pieces(
@@ -44,12 +47,16 @@ async def apply_in_pieces(
     runs = summary.clients
     fresh = all(first == known.get(client, 0) for client, (first, _) in runs.items())
     last = len(split) - 1
+    group_bytes = PIECE_BYTES if type_depths is not None else GROUP_BYTES  # its check is pure Python
     deltas: list[bytes] = []
-    for index in range(len(split)):
-        skip = not fresh and split.known_already(index, known)
-        if skip and index < last:
+    index = 0
+    while index <= last:
+        through = split.reach(index, group_bytes)
+        skip = not fresh and split.known_already(through, known)
+        if skip and through < last:
+            index = through + 1
             continue
-        piece = split.piece(update, index, structs=not skip)
+        piece = split.piece(update, index, structs=not skip, through=through)
         if type_depths is not None and not skip:
             type_depths.admit(piece, read_client)
         if fresh:
@@ -58,7 +65,8 @@ async def apply_in_pieces(
             delta = document.apply(piece)
             if delta:
                 deltas.append(delta)
-        if index < last:
+        index = through + 1
+        if index <= last:
             await asyncio.sleep(0)  # other rooms run; this room's inbox waits
             if stopped():
                 return None

@@ -202,3 +202,27 @@ def test_a_split_pickles_small() -> None:
     _, split = split_update(update)
     assert isinstance(split, Split)
     assert len(pickle.dumps(split)) < len(update) // 100
+
+
+@settings(max_examples=40, deadline=None)
+@given(ops=st.lists(op, min_size=1, max_size=30), group_bytes=st.integers(min_value=1, max_value=300))
+def test_consecutive_pieces_of_a_client_joined_apply_the_same(
+    ops: list[tuple[int, str, str, int]], group_bytes: int
+) -> None:
+    docs, _ = _history(ops)
+    expected = _full(docs)
+    update = expected.get_update(b"\x00")
+    _, split = split_update(update, piece_bytes=8)
+    joined: Doc[Any] = Doc()
+    index = 0
+    while index < len(split):
+        through = split.reach(index, group_bytes)
+        assert through >= index and len({run[0] for run in split.runs[index : through + 1]}) <= 1
+        part = split.piece(update, index, through=through)
+        validate_update(part)
+        joined.apply_update(part)
+        index = through + 1
+    assert _fingerprint(joined) == _fingerprint(expected)
+    if len(split.runs) > 1 and split.runs[0][0] != split.runs[-1][0]:
+        with pytest.raises(ValueError):
+            split.piece(update, 0, through=len(split) - 1)
