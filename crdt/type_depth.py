@@ -60,7 +60,9 @@ class TypeDepths:
         self._starts: dict[int, list[int]] = {}  # client -> ascending start clocks of its structs
         self._structs: dict[int, list[_Kept]] = {}  # client -> its structs, in the same order
         self._covered: dict[int, int] = {}  # client -> clock up to which its structs are known
-        self._levels: dict[tuple[int, int], int] = {}  # (client, start clock) -> level
+        # (client, start clock) -> level, keyed client << 32 | clock: a dict of ints only, which the
+        # garbage collector does not track (client ids < 2^53, clocks < 2^32)
+        self._levels: dict[int, int] = {}
 
     def admit(self, update: bytes, read_client: ReadClient) -> None:
         """Raise InvalidUpdate if the (validated) update puts a shared type deeper than the limit;
@@ -81,7 +83,7 @@ class TypeDepths:
         for struct in fresh:
             level = levels.get(id(struct))
             if level is not None:
-                self._levels[(struct[_CLIENT], struct[_CLOCK])] = level
+                self._levels[struct[_CLIENT] << 32 | struct[_CLOCK]] = level
 
     # -- levels -----------------------------------------------------------------------------------
     def _level(
@@ -96,7 +98,7 @@ class TypeDepths:
         while current is not None:
             known = levels.get(id(current))
             if known is None:
-                known = self._levels.get((current[_CLIENT], current[_CLOCK]))
+                known = self._levels.get(current[_CLIENT] << 32 | current[_CLOCK])
             if known is not None:
                 base = known
                 break
@@ -117,7 +119,7 @@ class TypeDepths:
             if _containing(overlay.get(item[_CLIENT], []), item[_CLOCK]) is item:
                 levels[id(item)] = level
             else:
-                self._levels[(item[_CLIENT], item[_CLOCK])] = level
+                self._levels[item[_CLIENT] << 32 | item[_CLOCK]] = level
         return level
 
     def _find(self, target: ID, overlay: dict[int, list[_Kept]], read: ReadClient) -> _Kept | None:
