@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.report import environment, table, write_results
 from crdt.lib0 import encode_var_string, encode_var_uint
 from crdt.messages import Ack, SyncStep2, encode_message
 from crdt.sync import UpdateReceived
@@ -92,6 +93,9 @@ async def main() -> None:
         rows.append(row)
         print(json.dumps(row), flush=True)
     shutdown()
+    cells = [[r["case"], r["bytes"], r["worst_stall_ms"], r["seconds_to_ack"]] for r in rows]
+    print(table(["update", "bytes", "worst loop stall ms", "s to ack"], cells))
+    print(f"results: {write_results('chunked-apply', {'environment': environment(), 'rows': rows})}")
     if len(sys.argv) > 1:
         Path(sys.argv[1]).write_text(json.dumps(rows, indent=1))  # noqa: ASYNC240 (once, at the end)
 
