@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.report import environment, table, write_results
+from benchmarks.report import environment, loop_stall, table, write_results
 from crdt.lib0 import encode_var_string, encode_var_uint
 from crdt.messages import Ack, SyncStep2, encode_message
 from crdt.sync import UpdateReceived
@@ -60,28 +60,16 @@ async def measure(update: bytes) -> dict[str, Any]:
     await writer.wait_for(lambda: len(writer.received) >= 2)
     event = writer.session.receive_data(encode_message(SyncStep2(update)))
     assert isinstance(event, UpdateReceived)
-    worst, done = 0.0, False
 
-    async def ticker() -> None:
-        nonlocal worst
-        last = time.perf_counter()
-        while not done:
-            await asyncio.sleep(0.005)
-            now = time.perf_counter()
-            worst, last = max(worst, now - last - 0.005), now
+    async def apply_and_ack() -> None:
+        room.submit(writer, event, len(update))
+        await writer.wait_for(lambda: acked(writer) == 1 or writer.closed is not None, timeout=600)
 
-    ticking = asyncio.create_task(ticker())
-    await asyncio.sleep(0.05)
-    started = time.perf_counter()
-    room.submit(writer, event, len(update))
-    await writer.wait_for(lambda: acked(writer) == 1 or writer.closed is not None, timeout=600)
-    took = time.perf_counter() - started
-    done = True
-    await ticking
+    worst, took = await loop_stall(apply_and_ack)
     assert writer.closed is None, writer.closed
     room.leave(writer)
     await asyncio.wait_for(task, 60)
-    return {"bytes": len(update), "worst_stall_ms": round(worst * 1000, 1), "seconds_to_ack": round(took, 2)}
+    return {"bytes": len(update), "worst_stall_ms": round(worst, 1), "seconds_to_ack": round(took / 1000, 2)}
 
 
 async def main() -> None:

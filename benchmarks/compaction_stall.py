@@ -8,7 +8,7 @@ from typing import Any
 
 from pycrdt import Array, Doc, Map
 
-from benchmarks.report import environment, table, write_results
+from benchmarks.report import environment, loop_stall, table, write_results
 from crdt.document import Document
 from persistence.base import NewUpdate
 from persistence.memory import MemoryStorage
@@ -25,28 +25,6 @@ def build(maps: int = 55_000) -> Doc:
             for i in range(start, min(maps, start + 5000)):
                 arr.append(Map({"x": i, "name": f"user{i}", "pos": [i, i + 1]}))
     return doc
-
-
-async def worst_stall(work) -> tuple[float, float]:
-    """(longest gap of a 5 ms ticker beyond its period, wall time of `work`) in ms."""
-    worst, done = 0.0, False
-
-    async def ticker() -> None:
-        nonlocal worst
-        last = time.perf_counter()
-        while not done:
-            await asyncio.sleep(0.005)
-            now = time.perf_counter()
-            worst, last = max(worst, now - last - 0.005), now
-
-    task = asyncio.create_task(ticker())
-    await asyncio.sleep(0.05)
-    started = time.perf_counter()
-    await work()
-    took = time.perf_counter() - started
-    done = True
-    await task
-    return worst * 1000, took * 1000
 
 
 async def main() -> None:
@@ -74,7 +52,7 @@ async def main() -> None:
                 "big", record.id, storage, settings, time.time, document.encode_state, print
             )
             committer.last_seq = await storage.append_updates(record.id, [NewUpdate(state, "u", time.time())])
-            stalls.append(await worst_stall(committer.compact))
+            stalls.append(await loop_stall(committer.compact))
             assert committer.snapshot_seq == committer.last_seq
         rows.append(
             {

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import math
 import os
 import platform
 import subprocess
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -211,3 +213,28 @@ def compaction_table(result: dict[str, Any]) -> str:
     ]
     headers = ["updates", "merge_updates s", "apply+encode s", "merge/apply", "merged B", "encoded B", "same"]
     return table(headers, rows)
+
+
+async def loop_stall(work: Callable[[], Awaitable[object]]) -> tuple[float, float]:
+    """Run `work` while a 5 ms ticker stands in for every other room: (the ticker's longest delay
+    beyond its period, the wall time of `work`), both in ms."""
+    worst, done = 0.0, False
+
+    async def ticker() -> None:
+        nonlocal worst
+        last = time.perf_counter()
+        while not done:
+            await asyncio.sleep(0.005)
+            now = time.perf_counter()
+            worst, last = max(worst, now - last - 0.005), now
+
+    ticking = asyncio.create_task(ticker())
+    await asyncio.sleep(0.05)
+    started = time.perf_counter()
+    try:
+        await work()
+    finally:
+        took = time.perf_counter() - started
+        done = True
+        await ticking
+    return worst * 1000, took * 1000
