@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from tests.cluster.redis_server import RedisServer, RedisUnavailable, launch
 from tests.persistence.conftest import pg_server, pg_url
+from tests.support.postgres import on_ci
 
 __all__ = ["pg_server", "pg_url", "redis_server"]
-
-
-def _on_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() == "true"
 
 
 @pytest.fixture
@@ -23,7 +19,7 @@ def redis_server() -> Iterator[RedisServer]:
     try:
         server = launch()
     except RedisUnavailable as exc:
-        if _on_ci():
+        if on_ci():
             pytest.fail(f"CI=true but redis-server is unavailable: {exc}")
         pytest.skip(str(exc))
     try:

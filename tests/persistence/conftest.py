@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,31 +15,17 @@ from persistence.memory import MemoryStorage
 from persistence.sql import SqlStorage
 from tests.persistence.pg_server import (
     PostgresServer,
-    PostgresUnavailable,
     fresh_database,
-    launch,
 )
+from tests.support.postgres import own_postgres
 
 BACKENDS = ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-
-
-def _on_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() == "true"
 
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PostgresServer]:
     """A PostgreSQL server for the whole session; skipped without binaries (failed when CI=true)."""
-    try:
-        server = launch()
-    except PostgresUnavailable as exc:
-        if _on_ci():
-            pytest.fail(f"CI=true but PostgreSQL is unavailable: {exc}")
-        pytest.skip(str(exc))
-    try:
-        yield server
-    finally:
-        server.destroy()
+    yield from own_postgres()
 
 
 async def _empty_database(server: PostgresServer) -> str:

@@ -4,15 +4,15 @@ and comes back."""
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from server.readiness import Readiness
-from tests.persistence.pg_server import PostgresServer, PostgresUnavailable, create_database, launch
+from tests.persistence.pg_server import PostgresServer, create_database
 from tests.support.http import request
+from tests.support.postgres import own_postgres
 from tests.support.server_process import running_server
 
 
@@ -62,16 +62,7 @@ async def test_not_ready_while_shutting_down_even_with_no_checks() -> None:
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[PostgresServer]:
     """A PostgreSQL server of our own (this test stops it); skipped without binaries unless CI=true."""
-    try:
-        server = launch()
-    except PostgresUnavailable as exc:
-        if os.environ.get("CI", "").strip().lower() == "true":
-            pytest.fail(f"CI=true but PostgreSQL is unavailable: {exc}")
-        pytest.skip(str(exc))
-    try:
-        yield server
-    finally:
-        server.destroy()
+    yield from own_postgres()
 
 
 def readyz(port: int) -> tuple[int, dict[str, object]]:

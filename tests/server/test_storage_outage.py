@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,8 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
 from client.client import connect
-from tests.persistence.pg_server import PostgresServer, PostgresUnavailable, create_database, launch
+from tests.persistence.pg_server import PostgresServer, create_database
+from tests.support.postgres import own_postgres
 from tests.support.server_process import running_server
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
@@ -31,16 +31,7 @@ NO_ACK_WINDOW = 1.5  # seconds the unsaved edit must stay unacknowledged while P
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[PostgresServer]:
     """A PostgreSQL server of our own (the test stops it); skipped without binaries unless CI=true."""
-    try:
-        server = launch()
-    except PostgresUnavailable as exc:
-        if os.environ.get("CI", "").strip().lower() == "true":
-            pytest.fail(f"CI=true but PostgreSQL is unavailable: {exc}")
-        pytest.skip(str(exc))
-    try:
-        yield server
-    finally:
-        server.destroy()
+    yield from own_postgres()
 
 
 def text_of(doc: Doc[Any]) -> str:
