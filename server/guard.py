@@ -120,25 +120,21 @@ class AccessGuard:
             log.info("access to %r revoked for %s: closing", peer.document, peer.identity.user_id)
             self.untrack(peer)
             peer.deny(CLOSE_FORBIDDEN, "your access to this document was revoked")
-        elif role < peer.role:
+        elif role != peer.role:
+            lowered = role < peer.role
             log.info(
-                "role of %s on %r lowered: %s -> %s: closing",
+                "role of %s on %r: %s -> %s%s",
                 peer.identity.user_id,
                 peer.document,
                 peer.role.name.lower(),
                 role.name.lower(),
+                ": closing" if lowered else "",
             )
-            self.untrack(peer)
-            peer.deny(CLOSE_FORBIDDEN, downgrade_reason(role))
-        elif role > peer.role:
-            log.info(
-                "role of %s on %r: %s -> %s",
-                peer.identity.user_id,
-                peer.document,
-                peer.role.name.lower(),
-                role.name.lower(),
-            )
-            peer.change_role(role)
+            if lowered:
+                self.untrack(peer)
+                peer.deny(CLOSE_FORBIDDEN, downgrade_reason(role))
+            else:
+                peer.change_role(role)
 
     # -- expiry --------------------------------------------------------------------------------------
     def _schedule_expiry(self, peer: Guarded, expires_at: float) -> None:

@@ -27,7 +27,7 @@ from server.committer import CommitHook, Committer
 from server.epochs import CLOSE_DOCUMENT_GONE, STALE_REASON, StaleCopy, is_stale, retired_clocks
 from server.events import DocumentEvent, EventBus
 from server.frames import broadcast
-from server.limits import DocumentFull
+from server.limits import DocumentFull, awareness_limits, update_limits
 from server.loading import load_state, resolve_record
 from server.metrics import UNWIRED, Metrics
 from server.peer import Peer
@@ -95,14 +95,14 @@ class Room:
         self.settings = settings
         self.clock = clock
         self.events = events
-        self.limits = limits or UpdateLimits()
+        self.limits = limits or update_limits(settings)
         self.presence: PresenceHook | None = None  # records joins, leaves, awareness (history)
         self.on_commit: CommitHook | None = None  # told of each committed batch (webhooks)
         self.metrics: Metrics = UNWIRED  # the registry hands over the server's
         self._received_at = 0.0  # receipt time of the item being handled
         self.record: DocumentRecord | None = None
         self.document = Document()
-        self.awareness = AwarenessRegistry()
+        self.awareness = AwarenessRegistry(awareness_limits(settings))
         self.peers: set[Peer] = set()
         self.accepting = True  # the registry hands this room out only while True
         self.finished = asyncio.Event()
@@ -405,7 +405,9 @@ class Room:
         except InvalidUpdate as exc:
             peer.session.refuse(index, exc.detail)
             raise
-        if is_stale({c: end for c, (_, end) in summary.clients.items()}, known, self._retired):
+        if self._retired and is_stale(
+            {c: end for c, (_, end) in summary.clients.items()}, known, self._retired
+        ):
             peer.session.refuse(index, STALE_REASON)
             raise StaleCopy()
         if summary.struct_count and self.committer.stored_bytes > self.settings.max_document_size:

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 from persistence.base import Storage
 from server.committer import CommitHook
 from server.events import EventBus
-from server.limits import awareness_limits, update_limits
 from server.metrics import Metrics
 from server.presence import PresenceHook
 from server.room import Room
@@ -60,8 +59,7 @@ class RoomRegistry:
         previous = self._rooms.get(name)
         if previous is not None and previous.accepting:
             return previous
-        room = Room(name, self.storage, self.settings, self.clock, self.events, update_limits(self.settings))
-        room.awareness.limits = awareness_limits(self.settings)  # the gate shares this registry
+        room = Room(name, self.storage, self.settings, self.clock, self.events)
         room.presence = self.presence
         room.on_commit = self.on_commit
         room.metrics = self.metrics

@@ -8,7 +8,7 @@ import pytest
 
 from tests.cluster.redis_server import RedisServer, RedisUnavailable, launch
 from tests.persistence.conftest import pg_server, pg_url
-from tests.support.postgres import on_ci
+from tests.support.services import own_service
 
 __all__ = ["pg_server", "pg_url", "redis_server"]
 
@@ -16,16 +16,7 @@ __all__ = ["pg_server", "pg_url", "redis_server"]
 @pytest.fixture
 def redis_server() -> Iterator[RedisServer]:
     """A fresh redis-server; skipped without the binary (failed when CI=true)."""
-    try:
-        server = launch()
-    except RedisUnavailable as exc:
-        if on_ci():
-            pytest.fail(f"CI=true but redis-server is unavailable: {exc}")
-        pytest.skip(str(exc))
-    try:
-        yield server
-    finally:
-        server.destroy()
+    yield from own_service(launch, RedisUnavailable, "redis-server")
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from tests.persistence.pg_server import (
     PostgresServer,
     fresh_database,
 )
-from tests.support.postgres import own_postgres
+from tests.support.services import own_postgres
 
 BACKENDS = ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 

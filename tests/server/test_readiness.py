@@ -12,8 +12,8 @@ import pytest
 from server.readiness import Readiness
 from tests.persistence.pg_server import PostgresServer, create_database
 from tests.support.http import request
-from tests.support.postgres import own_postgres
 from tests.support.server_process import running_server
+from tests.support.services import own_postgres
 
 
 async def test_ready_when_every_check_passes() -> None:

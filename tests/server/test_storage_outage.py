@@ -19,8 +19,8 @@ from websockets.exceptions import ConnectionClosed
 
 from client.client import connect
 from tests.persistence.pg_server import PostgresServer, create_database
-from tests.support.postgres import own_postgres
 from tests.support.server_process import running_server
+from tests.support.services import own_postgres
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
 
